@@ -1,0 +1,287 @@
+"""cks-lab command line: parse, call lab.service, print. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from lab import __version__
+from lab.errors import LabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+WS = click.option(
+    "--workspace", "-w", type=click.Path(path_type=Path, file_okay=False),
+    help="Workspace folder (default: the current scenario's).",
+)
+
+
+class Fail(click.ClickException):
+    """An error already worded for the learner; exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"cks-lab: error: {self.message}", err=True)
+
+
+def lab_errors(fn: F) -> F:
+    """Turn LabError into one stderr line; tracebacks only with --debug."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LabError as e:
+            if _debug():
+                raise
+            raise Fail(str(e)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("debug"))
+
+
+def _catalog() -> Any:
+    from lab.scenarios.catalog import Catalog
+
+    ctx = click.get_current_context()
+    return Catalog.default(ctx.find_root().params.get("scenarios") or ())
+
+
+def _progress(message: str) -> None:
+    click.echo(f"… {message}", err=True)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--scenarios", multiple=True, type=click.Path(path_type=Path, exists=True),
+              help="Extra folder of scenarios (repeatable).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="cks-lab")
+@click.pass_context
+def main(ctx: click.Context, scenarios: tuple[Path, ...], debug: bool) -> None:
+    """A lab for the CKS exam's runtime security: audit logging, Falco, AppArmor."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_cmd)
+        click.echo("\nStart one with: cks-lab start ID   (cks-lab --help for everything)")
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@lab_errors
+def list_cmd(as_json: bool) -> None:
+    """List the scenarios."""
+    from lab.present import scenario_table
+
+    good, bad = _catalog().scan()
+    if as_json:
+        click.echo(json.dumps([sc.model.model_dump(include={"id", "title", "skills", "difficulty",
+                                                             "minutes", "weight"})
+                               for sc in good], indent=2))
+    else:
+        click.echo(scenario_table(good))
+    for err in bad:
+        click.echo(f"cks-lab: warning: skipped a broken scenario: {err}", err=True)
+
+
+@main.command()
+@click.argument("scenario_id")
+@WS
+@click.option("--fresh", is_flag=True, help="Reset an existing workspace (your files are backed up).")
+@lab_errors
+def start(scenario_id: str, workspace: Path | None, fresh: bool) -> None:
+    """Start (or resume) a scenario and print its briefing."""
+    from lab import service
+    from lab.present import briefing
+
+    op, created = service.start(_catalog(), scenario_id, workspace, fresh=fresh, progress=_progress)
+    click.echo(briefing(op, created))
+
+
+@main.command()
+@WS
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the JSON report here.")
+@lab_errors
+def check(workspace: Path | None, json_out: Path | None) -> None:
+    """Run the attack again, grade your work, explain each failed check."""
+    from lab import service
+    from lab.grading.report_json import render_json
+    from lab.grading.report_text import render_text
+
+    op = service.open_scenario(_catalog(), workspace)
+    result = service.check(op, progress=_progress)
+    click.echo(render_text(result, color=sys.stdout.isatty()))
+    if json_out:
+        json_out.write_text(render_json([result]))
+    sys.exit(0 if result.passed else 1)
+
+
+@main.command()
+@click.argument("task", required=False)
+@WS
+@lab_errors
+def hint(task: str | None, workspace: Path | None) -> None:
+    """Show the next hint (each costs points)."""
+    from lab import service
+    from lab.present import hint_text
+
+    click.echo(hint_text(service.take_hint(service.open_scenario(_catalog(), workspace), task)))
+
+
+@main.command()
+@click.argument("task", required=False)
+@WS
+@click.option("--apply", is_flag=True, help="Write the solution files into the workspace.")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+@lab_errors
+def solution(task: str | None, workspace: Path | None, apply: bool, yes: bool) -> None:
+    """Show the reference solution (and optionally apply it)."""
+    from lab import service
+    from lab.present import solution_text
+
+    op = service.open_scenario(_catalog(), workspace)
+    if not yes and sys.stdin.isatty():
+        click.confirm("Show the reference solution?", abort=True)
+    click.echo(solution_text(op, service.show_solution(op, task, apply=apply), apply))
+
+
+@main.command()
+@WS
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
+@lab_errors
+def reset(workspace: Path | None, yes: bool) -> None:
+    """Restore the scenario's starting state (your files are backed up first)."""
+    from lab import service
+
+    op = service.open_scenario(_catalog(), workspace)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Reset {op.sc.id}? Your node files are backed up first.", abort=True)
+    backup = service.reset(op, progress=_progress)
+    click.echo(f"Reset {op.sc.id}." + (f" Your previous files are in {backup}" if backup else ""))
+
+
+@main.command()
+@click.argument("scenario_id")
+@WS
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--junit", "junit_out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--quiet", "-q", is_flag=True, help="Only the exit status and report files.")
+@lab_errors
+def grade(scenario_id: str, workspace: Path | None, json_out: Path | None,
+          junit_out: Path | None, quiet: bool) -> None:
+    """Grade a workspace headlessly (CI): exit 0 all pass, 1 some fail, 2 error.
+
+    The workspace (or a submission folder holding nodes/<node>/...) is not changed.
+    """
+    from lab import service
+    from lab.grading.report_json import render_json
+    from lab.grading.report_junit import render_junit
+    from lab.grading.report_text import render_text
+
+    result = service.grade_workspace(_catalog(), scenario_id, workspace)
+    if json_out:
+        json_out.write_text(render_json([result]))
+    if junit_out:
+        junit_out.write_text(render_junit([result]))
+    if not quiet:
+        click.echo(render_text(result))
+    sys.exit(0 if result.passed else 1)
+
+
+@main.group()
+def scenario() -> None:
+    """Author tools: validate, self-test, schema."""
+
+
+@scenario.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@lab_errors
+def scenario_validate(paths: tuple[Path, ...]) -> None:
+    """Validate scenario folders (default: every known scenario)."""
+    from lab import service
+    from lab.scenarios.catalog import scenario_folders
+
+    folders = scenario_folders(paths) if paths else _catalog().folders()
+    if not folders:
+        raise LabError("no scenario folders found (a scenario folder holds scenario.yaml)")
+    bad = 0
+    for folder in folders:
+        _, errors = service.validate_folder(folder)
+        for e in errors:
+            click.echo(str(e), err=True)
+        bad += bool(errors)
+        click.echo(f"{'ok     ' if not errors else 'INVALID'} {folder}")
+    sys.exit(1 if bad else 0)
+
+
+@scenario.command("test")
+@click.argument("ids", nargs=-1)
+@lab_errors
+def scenario_test(ids: tuple[str, ...]) -> None:
+    """Self-test: the solution passes every check; the untouched state fails every task."""
+    from lab import service
+
+    cat = _catalog()
+    scs = [cat.get(i) for i in ids] if ids else cat.scan()[0]
+    failed = 0
+    for sc in scs:
+        t = service.self_test(sc)
+        click.echo(f"{'ok  ' if t.ok else 'FAIL'} {sc.id}: untouched {t.untouched.points}/"
+                   f"{t.untouched.max_points}, solved {t.solved.points}/{t.solved.max_points}")
+        for p in t.problems:
+            click.echo(f"     {p}")
+        failed += not t.ok
+    sys.exit(1 if failed else 0)
+
+
+@scenario.command("schema")
+def scenario_schema() -> None:
+    """Print the JSON Schema of scenario.yaml (for editor completion)."""
+    from lab.scenarios.model import Scenario
+
+    click.echo(json.dumps(Scenario.model_json_schema(by_alias=True), indent=2))
+
+
+@main.group()
+def audit() -> None:
+    """Audit policy tools: validate and evaluate like kube-apiserver."""
+
+
+@audit.command("validate")
+@click.argument("policy", type=click.Path(path_type=Path))
+@lab_errors
+def audit_validate(policy: Path) -> None:
+    """Validate an audit policy file as kube-apiserver loads it."""
+    from lab.engines.audit.tools import validate_file
+
+    errors = validate_file(policy)
+    for line in errors:
+        click.echo(line, err=True)
+    if errors:
+        sys.exit(1)
+    click.echo("valid")
+
+
+@audit.command("eval")
+@click.option("--policy", "-p", required=True, type=click.Path(path_type=Path))
+@click.argument("requests", required=False, default="-", type=click.File("r"))
+@lab_errors
+def audit_eval(policy: Path, requests: Any) -> None:
+    """Evaluate requests (JSON lines shaped like audit Events) against a policy."""
+    from lab.engines.audit.checker import compile_policy
+    from lab.engines.audit.policy import load_policy_file
+    from lab.engines.audit.tools import eval_lines
+
+    compiled = compile_policy(load_policy_file(policy))
+    out = sys.stdout
+    for result in eval_lines(compiled, requests, getattr(requests, "name", "-")):
+        out.write(json.dumps(result, separators=(",", ":")) + "\n")

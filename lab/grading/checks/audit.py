@@ -1,0 +1,315 @@
+"""Audit-logging checks: what the apiserver runs with and what its log holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import field_validator
+
+from lab.engines.audit.checker import evaluate
+from lab.engines.audit.policy import Policy, PolicyError, PolicyRule, load_policy
+from lab.evidence import AuditEvidence, MountInfo
+from lab.grading.checks.base import Context, Outcome, Params, register
+from lab.scenarios.requests import ApiCall, api_call
+
+STAGE_ORDER = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
+
+
+def _audit(ctx: Context) -> AuditEvidence:
+    if ctx.evidence.audit is None:
+        raise RuntimeError("audit checks need audit evidence; the backend collected none")
+    return ctx.evidence.audit
+
+
+def _down(ev: AuditEvidence) -> str:
+    return (
+        "the kube-apiserver did not come back after your change, so every request failed. "
+        f"It says: {ev.apiserver.error}"
+    )
+
+
+def _flag_name(v: str) -> str:
+    return "--" + v.lstrip("-")
+
+
+# --- apiserver_running -------------------------------------------------------
+
+
+class NoParams(Params):
+    pass
+
+
+@register("apiserver_running", NoParams, lambda p: "kube-apiserver is running")
+def apiserver_running(p: NoParams, ctx: Context) -> Outcome:
+    ev = _audit(ctx)
+    if not ev.apiserver.running:
+        return Outcome(False, _down(ev))
+    return Outcome(True, "kube-apiserver came back with your manifest")
+
+
+# --- apiserver_flag ----------------------------------------------------------
+
+
+class FlagParams(Params):
+    flag: str
+    value: str | None = None
+
+    @field_validator("flag")
+    @classmethod
+    def _dashes(cls, v: str) -> str:
+        return _flag_name(v)
+
+
+def _flag_title(p: FlagParams) -> str:
+    return f"kube-apiserver runs with {p.flag}" + (f"={p.value}" if p.value is not None else "")
+
+
+@register("apiserver_flag", FlagParams, _flag_title)
+def apiserver_flag(p: FlagParams, ctx: Context) -> Outcome:
+    flags = _audit(ctx).apiserver.flags
+    if p.flag not in flags:
+        return Outcome(False, f"{p.flag} is not set in the kube-apiserver command")
+    got = flags[p.flag]
+    if p.value is not None and got != p.value:
+        return Outcome(False, f"{p.flag} is {got!r}; the task wants {p.value!r}")
+    return Outcome(True, f"{p.flag}={got}")
+
+
+# --- apiserver_mount ---------------------------------------------------------
+
+
+class MountParams(Params):
+    path: str  # path inside the apiserver container that must come from the node
+    host_path: str | None = None  # where on the node (default: the same path)
+    writable: bool = False
+
+
+def _mount_title(p: MountParams) -> str:
+    where = p.host_path or p.path
+    rw = " read-write" if p.writable else ""
+    return f"{p.path} in the apiserver container is{rw} mounted from {where} on the node"
+
+
+def _covering(mounts: list[MountInfo], path: str) -> MountInfo | None:
+    # The deepest mount wins, as in the container's mount table.
+    best: MountInfo | None = None
+    for m in mounts:
+        mp = m.mount_path.rstrip("/") or "/"
+        p = path.rstrip("/") or "/"
+        if p == mp or p.startswith(mp.rstrip("/") + "/"):
+            if best is None or len(mp) > len(best.mount_path.rstrip("/")):
+                best = m
+    return best
+
+
+@register("apiserver_mount", MountParams, _mount_title)
+def apiserver_mount(p: MountParams, ctx: Context) -> Outcome:
+    mounts = _audit(ctx).apiserver.mounts
+    want = (p.host_path or p.path).rstrip("/")
+    m = _covering(mounts, p.path)
+    if m is None or m.host_path is None:
+        return Outcome(
+            False,
+            f"{p.path} is not on any hostPath volume of the kube-apiserver pod, so it does not "
+            f"exist in the container; add a hostPath volume for {want} and a volumeMount at "
+            f"{p.path}",
+        )
+    rest = p.path.rstrip("/")[len(m.mount_path.rstrip("/")) :]
+    got = (m.host_path.rstrip("/") + rest) or "/"
+    if got != want:
+        return Outcome(
+            False,
+            f"{p.path} is mounted (volume {m.name!r}) from {got} on the node; the task wants {want}",
+        )
+    if p.writable and m.read_only:
+        return Outcome(
+            False,
+            f"volume {m.name!r} is mounted readOnly at {m.mount_path}; the apiserver must write "
+            "there, remove readOnly: true",
+        )
+    return Outcome(True, f"{p.path} comes from {got} on the node (volume {m.name!r})")
+
+
+# --- audit_policy_valid ------------------------------------------------------
+
+
+@register("audit_policy_valid", NoParams, lambda p: "the apiserver loads your audit policy")
+def audit_policy_valid(p: NoParams, ctx: Context) -> Outcome:
+    ev = _audit(ctx)
+    if not ev.apiserver.running:
+        return Outcome(False, _down(ev))
+    if ev.policy_text is None:
+        return Outcome(False, "kube-apiserver runs without --audit-policy-file, so it logs nothing")
+    return Outcome(True, f"kube-apiserver loaded {ev.policy_file}")
+
+
+# --- audit_logged / audit_not_logged -----------------------------------------
+
+
+def _pipeline_broken(ev: AuditEvidence) -> str | None:
+    """Why no request can reach the log at all, or None when logging works."""
+    if not ev.apiserver.running:
+        return _down(ev)
+    if ev.log_path is None:
+        return "audit logging is off: kube-apiserver has no --audit-log-path"
+    if ev.policy_text is None:
+        return "kube-apiserver has no --audit-policy-file; without a policy it logs no request"
+    if ev.log_path == "-":
+        return "--audit-log-path=- sends the audit log to the apiserver's stdout, not to a file"
+    if ev.log_on_node is None:
+        return (
+            f"--audit-log-path={ev.log_path} is not on a hostPath mount: the log is written inside "
+            "the apiserver container and lost when it restarts; mount that directory from the node"
+        )
+    if ev.log_error:
+        return f"the audit log {ev.log_on_node} could not be read: {ev.log_error}"
+    return None
+
+
+def _policy(ev: AuditEvidence) -> Policy | None:
+    if ev.policy_text is None:
+        return None
+    try:
+        return load_policy(ev.policy_text, ev.policy_file or "<policy>")
+    except PolicyError:
+        return None
+
+
+def _list(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(values) + "]"
+
+
+def describe_rule(rule: PolicyRule, index: int) -> str:
+    """`rule 2 (line 9: level: None, resources: [secrets])` for a learner."""
+    parts = [f"level: {rule.level}"]
+    if rule.users:
+        parts.append(f"users: {_list(rule.users)}")
+    if rule.user_groups:
+        parts.append(f"userGroups: {_list(rule.user_groups)}")
+    if rule.verbs:
+        parts.append(f"verbs: {_list(rule.verbs)}")
+    for gr in rule.resources:
+        res = _list(gr.resources) if gr.resources else "[*]"
+        group = f"{gr.group!r} " if gr.group else ""
+        parts.append(f"resources: {group}{res}")
+    if rule.namespaces:
+        parts.append(f"namespaces: {_list([repr(n) if n == '' else n for n in rule.namespaces])}")
+    if rule.non_resource_urls:
+        parts.append(f"nonResourceURLs: {_list(rule.non_resource_urls)}")
+    line = f"line {rule.line}: " if rule.line else ""
+    return f"rule {index + 1} ({line}`{', '.join(parts)}`)"
+
+
+def _why_level(ev: AuditEvidence, call: ApiCall) -> str:
+    policy = _policy(ev)
+    if policy is None:
+        return ""
+    result = evaluate(policy, call.attrs)
+    if result.rule_index is None:
+        return " — no rule of your policy matches it, and the default is None"
+    return f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} matched first"
+
+
+class LoggedParams(Params):
+    step: str
+    level: str
+    stages: list[str] | None = None  # exact set of stages expected (None: any)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v not in ("Metadata", "Request", "RequestResponse"):
+            raise ValueError("level must be Metadata, Request or RequestResponse")
+        return v
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, v: list[str] | None) -> list[str] | None:
+        for s in v or []:
+            if s not in STAGE_ORDER:
+                raise ValueError(f"unknown stage {s!r}")
+        return v
+
+
+def _call(ctx: Context, step: str) -> ApiCall:
+    s = ctx.scenario.step(step)
+    call = api_call(s) if s else None
+    if call is None:
+        raise RuntimeError(f"attack step {step!r} makes no API request")
+    return call
+
+
+def _logged_title(p: LoggedParams) -> str:
+    stages = f", stages {_list(p.stages)}" if p.stages is not None else ""
+    return f"attack step {p.step!r} is logged at {p.level}{stages}"
+
+
+def _sorted_stages(events: list[dict[str, Any]]) -> list[str]:
+    seen = {str(e.get("stage")) for e in events}
+    return sorted(seen, key=lambda s: STAGE_ORDER.index(s) if s in STAGE_ORDER else 99)
+
+
+@register("audit_logged", LoggedParams, _logged_title, steps=lambda p: [p.step])
+def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
+    ev = _audit(ctx)
+    call = _call(ctx, p.step)
+    what = call.describe()
+    broken = _pipeline_broken(ev)
+    if broken:
+        return Outcome(False, f"{what} was not logged: {broken}")
+    events = ev.events.get(p.step, [])
+    if not events:
+        return Outcome(
+            False,
+            f"{what} is not in the audit log{_why_level(ev, call)}; the task wants {p.level}",
+        )
+    levels = sorted({str(e.get("level")) for e in events})
+    if levels != [p.level]:
+        got = ", ".join(levels)
+        return Outcome(
+            False, f"{what} was logged at {got}{_why_level(ev, call)}; the task wants {p.level}"
+        )
+    stages = _sorted_stages(events)
+    if p.stages is not None:
+        want = sorted(set(p.stages), key=STAGE_ORDER.index)
+        if stages != want:
+            extra = [s for s in stages if s not in want]
+            missing = [s for s in want if s not in stages]
+            how = []
+            if extra:
+                how.append(f"omit {_list(extra)} (omitStages)")
+            if missing:
+                how.append(f"stop omitting {_list(missing)}")
+            return Outcome(
+                False,
+                f"{what} was logged at stages {_list(stages)}; the task wants {_list(want)}: "
+                + " and ".join(how),
+            )
+    return Outcome(True, f"{what} was logged at {p.level}, stages {_list(stages)}")
+
+
+class NotLoggedParams(Params):
+    step: str
+
+
+@register(
+    "audit_not_logged",
+    NotLoggedParams,
+    lambda p: f"attack step {p.step!r} is not logged",
+    steps=lambda p: [p.step],
+)
+def audit_not_logged(p: NotLoggedParams, ctx: Context) -> Outcome:
+    ev = _audit(ctx)
+    call = _call(ctx, p.step)
+    what = call.describe()
+    broken = _pipeline_broken(ev)
+    if broken:
+        # Nothing logged, but because logging is broken: the task is not done.
+        return Outcome(False, f"cannot tell whether {what} would be logged: {broken}")
+    events = ev.events.get(p.step, [])
+    if events:
+        levels = ", ".join(sorted({str(e.get("level")) for e in events}))
+        return Outcome(
+            False, f"{what} was logged at {levels}{_why_level(ev, call)}; the task wants it not logged"
+        )
+    return Outcome(True, f"{what} was not logged")

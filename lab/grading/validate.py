@@ -1,0 +1,63 @@
+"""Semantic validation of a loaded scenario: its checks, and what they refer to."""
+
+from __future__ import annotations
+
+from lab.errors import LabError
+from lab.grading.checks import REGISTRY, parse_params
+from lab.paths import kind_configs_dir
+from lab.scenarios.loader import LoadedScenario
+from lab.scenarios.requests import api_call
+
+
+def validate_checks(sc: LoadedScenario) -> list[LabError]:
+    src = str(sc.root / "scenario.yaml")
+    doc = sc.doc
+    errors: list[LabError] = []
+    m = sc.model
+
+    cfg = m.cluster.kind_config
+    if "/" in cfg or not (kind_configs_dir() / cfg).is_file():
+        errors.append(
+            LabError(
+                f"kind config {cfg!r} is not in kind-configs/",
+                file=src,
+                line=doc.line_of(("cluster", "kind_config")),
+                item="cluster.kind_config",
+            )
+        )
+    for t_i, task in enumerate(m.tasks):
+        for c_i, check in enumerate(task.checks):
+            path: tuple[str | int, ...] = ("tasks", t_i, "checks", c_i)
+            where = f"tasks[{t_i}].checks[{c_i}]"
+            try:
+                ctype, params = parse_params(check)
+            except LabError as e:
+                sub = (*path, e.item) if e.item else path
+                item = f"{where}.{e.item}" if e.item else where
+                errors.append(LabError(e.message, file=src, line=doc.line_of(sub), item=item))
+                continue
+            for step_id in ctype.steps(params):
+                step = m.step(step_id)
+                if step is None:
+                    errors.append(
+                        LabError(
+                            f"no attack step {step_id!r} (steps: {', '.join(s.id for s in m.attack)})",
+                            file=src,
+                            line=doc.line_of((*path, "step")),
+                            item=f"{where}.step",
+                        )
+                    )
+                elif check.type.startswith("audit_") and api_call(step) is None:
+                    errors.append(
+                        LabError(
+                            f"attack step {step_id!r} makes no API request to audit",
+                            file=src,
+                            line=doc.line_of((*path, "step")),
+                            item=f"{where}.step",
+                        )
+                    )
+    return errors
+
+
+def known_check_types() -> list[str]:
+    return sorted(REGISTRY)

@@ -1,0 +1,78 @@
+"""Plain-text views of scenarios for the terminal (the CLI prints these)."""
+
+from __future__ import annotations
+
+from lab.scenarios.loader import LoadedScenario
+from lab.scenarios.model import Task
+from lab.service import HintTaken, Opened
+
+
+def scenario_table(scenarios: list[LoadedScenario]) -> str:
+    rows = [("ID", "TITLE", "SKILL", "DIFFICULTY", "TIME", "POINTS")]
+    for sc in scenarios:
+        m = sc.model
+        rows.append(
+            (m.id, m.title, ",".join(m.skills), m.difficulty, f"{m.minutes}m", str(m.weight))
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in rows)
+
+
+def briefing(op: Opened, created: bool) -> str:
+    m = op.sc.model
+    ws = op.ws.root
+    lines = [
+        f"# {m.title}  ({m.id}; {m.difficulty}, about {m.minutes} minutes, {m.weight} points)",
+        "",
+        m.briefing.strip(),
+        "",
+    ]
+    for i, task in enumerate(m.tasks, 1):
+        lines += [f"## Task {i}: {task.title}", "", task.statement.strip(), ""]
+    lines.append("## Where to work")
+    lines.append("")
+    lines.append(
+        ("Workspace created" if created else "Resuming the workspace") + f" at {ws}"
+    )
+    for node in m.cluster.nodes:
+        lines.append(f"  node {node.name} ({node.role}): {op.ws.node_root(node.name)}/")
+    cp = op.ws.node_root(m.control_plane)
+    lines += [
+        "",
+        "Each node folder is that node's `/`: e.g. edit",
+        f"  {cp}/etc/kubernetes/manifests/kube-apiserver.yaml",
+        "",
+        "Then: `cks-lab check` to run the attack again and grade;"
+        " `cks-lab hint`, `cks-lab solution`, `cks-lab reset`.",
+    ]
+    return "\n".join(lines)
+
+
+def hint_text(h: HintTaken) -> str:
+    cost = f"-{h.hint.penalty} point{'s' if h.hint.penalty != 1 else ''}"
+    head = f"Hint {h.number} for task {h.task.id!r} ({cost})"
+    if not h.new:
+        head += " — shown before, no new penalty"
+    more = f"{h.remaining} more hint(s) for this task." if h.remaining else "No more hints."
+    return f"{head}:\n{h.hint.text.strip()}\n\n{more}"
+
+
+def solution_text(op: Opened, tasks: list[Task], applied: bool) -> str:
+    out: list[str] = []
+    for t in tasks:
+        out.append(f"## Solution for task {t.id!r}: {t.title}")
+        if t.solution.notes:
+            out += ["", t.solution.notes.strip()]
+        for f in t.solution.files:
+            text = op.sc.node_file_bytes(f).decode("utf-8", errors="replace")
+            out += ["", f"node {f.node}: {f.path}", "```", text.rstrip(), "```"]
+        if t.solution.commands:
+            out += ["", "Commands:"] + [f"  {c}" for c in t.solution.commands]
+        out.append("")
+    if applied:
+        out.append(
+            "The solution files were written into the workspace (your files were backed up "
+            f"under {op.ws.lab_dir / 'backups'})."
+        )
+    return "\n".join(out).rstrip()
