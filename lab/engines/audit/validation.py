@@ -1,0 +1,143 @@
+"""Audit policy validation, worded exactly like k8s.io/apiserver's ValidatePolicy.
+
+Each error is one ``field.Error`` string (``path: Type: value: detail``) in the
+order upstream appends them. The Go-formatting helpers live here because only
+validation messages and decode messages need them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lab.engines.audit.policy import GroupResources, Policy, PolicyRule
+
+LEVELS = ("None", "Metadata", "Request", "RequestResponse")
+STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
+
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = _DNS_LABEL + "(\\." + _DNS_LABEL + ")*"
+_DNS_SUBDOMAIN_RE = re.compile(_DNS_SUBDOMAIN)
+_DNS_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
+    "'-' or '.', and must start and end with an alphanumeric character"
+    f" (e.g. 'example.com', regex used for validation is '{_DNS_SUBDOMAIN}')"
+)
+
+_SIMPLE_ESCAPES = {
+    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+    "\v": "\\v", "\\": "\\\\", '"': '\\"',
+}  # fmt: skip
+
+
+def go_quote(s: str) -> str:
+    """Go's strconv.Quote / %q: printable runes kept, the rest escaped."""
+    out = ['"']
+    for ch in s:
+        if ch in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def go_string_slice(values: Iterable[str]) -> str:
+    """Go's %#v of a []string, e.g. []string{"a", "b"}."""
+    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
+
+
+def _invalid(path: str, shown: str, detail: str) -> str:
+    return f"{path}: Invalid value: {shown}: {detail}"
+
+
+def _dns_subdomain_errors(value: str) -> list[str]:
+    errs = []
+    if len(value.encode()) > 253:  # Go's len() counts bytes
+        errs.append("must be no more than 253 characters")
+    if not _DNS_SUBDOMAIN_RE.fullmatch(value):
+        errs.append(_DNS_SUBDOMAIN_MSG)
+    return errs
+
+
+def _level(level: str, path: str) -> list[str]:
+    if level in LEVELS:
+        return []
+    if level == "":
+        return [f"{path}: Required value"]
+    supported = ", ".join(go_quote(v) for v in LEVELS)
+    # audit.Level is a named string type, so upstream prints it with %#v (quoted).
+    return [f"{path}: Unsupported value: {go_quote(level)}: supported values: {supported}"]
+
+
+def _non_resource_urls(urls: tuple[str, ...], path: str) -> list[str]:
+    errs = []
+    for i, url in enumerate(urls):
+        if url == "*":
+            continue
+        if not url.startswith("/"):
+            errs.append(_invalid(f"{path}[{i}]", go_quote(url),
+                                 "non-resource URL rules must begin with a '/' character"))
+        if url and "*" in url[:-1]:
+            errs.append(_invalid(f"{path}[{i}]", go_quote(url),
+                                 "non-resource URL wildcards '*' must be the final character"
+                                 " of the rule"))
+    return errs
+
+
+def _resources(groups: tuple[GroupResources, ...], path: str) -> list[str]:
+    # Upstream uses fldPath.Child("group"), not an indexed path, so two bad
+    # entries print the same path (and the aggregate later de-duplicates them).
+    errs = []
+    for gr in groups:
+        if gr.group:
+            msgs = _dns_subdomain_errors(gr.group)
+            if msgs:
+                errs.append(_invalid(f"{path}.group", go_quote(gr.group), ",".join(msgs)))
+        if gr.resource_names and not gr.resources:
+            errs.append(_invalid(f"{path}.resourceNames", go_string_slice(gr.resource_names),
+                                 "using resourceNames requires at least one resource"))
+    return errs
+
+
+def _omit_stages(stages: tuple[str, ...], path: str) -> list[str]:
+    allowed = "allowed stages are " + ",".join(STAGES)
+    return [_invalid(f"{path}[{i}]", go_quote(s), allowed)
+            for i, s in enumerate(stages) if s not in STAGES]
+
+
+def _rule(rule: PolicyRule, path: str) -> list[str]:
+    errs = _level(rule.level, f"{path}.level")
+    errs += _non_resource_urls(rule.non_resource_urls, f"{path}.nonResourceURLs")
+    errs += _resources(rule.resources, f"{path}.resources")
+    errs += _omit_stages(rule.omit_stages, f"{path}.omitStages")
+    if rule.non_resource_urls and (rule.resources or rule.namespaces):
+        errs.append(_invalid(f"{path}.nonResourceURLs", go_string_slice(rule.non_resource_urls),
+                             "rules cannot apply to both regular resources and non-resource URLs"))
+    return errs
+
+
+def validate_policy_located(policy: Policy) -> list[tuple[str, int | None]]:
+    """Like validate_policy, with the index of the rule each error belongs to."""
+    located: list[tuple[str, int | None]] = [
+        (e, None) for e in _omit_stages(policy.omit_stages, "omitStages")
+    ]
+    for i, rule in enumerate(policy.rules):
+        located += [(e, i) for e in _rule(rule, f"rules[{i}]")]
+    return located
+
+
+def validate_policy(policy: Policy) -> list[str]:
+    """Upstream's field.ErrorList for the policy, as strings ([] = valid).
+
+    Not de-duplicated: upstream's ToAggregate does that later (load_policy too).
+    """
+    return [e for e, _ in validate_policy_located(policy)]
