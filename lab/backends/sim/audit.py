@@ -112,7 +112,7 @@ def replay_audit(
         return ev
     lines = _log_events(state, calls, run_id, now)
     if log.to_stdout:
-        stdout_log.write_text("".join(line + "\n" for line in lines))
+        stdout_log.write_text("".join(lines))  # format_line ends each line
         return ev
     if log.host_path is None:
         return ev  # written inside the container only: nothing reaches the node
