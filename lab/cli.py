@@ -16,7 +16,9 @@ from lab.errors import LabError
 
 F = TypeVar("F", bound=Callable[..., Any])
 WS = click.option(
-    "--workspace", "-w", type=click.Path(path_type=Path, file_okay=False),
+    "--workspace",
+    "-w",
+    type=click.Path(path_type=Path, file_okay=False),
     help="Workspace folder (default: the current scenario's).",
 )
 
@@ -62,8 +64,12 @@ def _progress(message: str) -> None:
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--scenarios", multiple=True, type=click.Path(path_type=Path, exists=True),
-              help="Extra folder of scenarios (repeatable).")
+@click.option(
+    "--scenarios",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Extra folder of scenarios (repeatable).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="cks-lab")
 @click.pass_context
@@ -83,9 +89,17 @@ def list_cmd(as_json: bool) -> None:
 
     good, bad = _catalog().scan()
     if as_json:
-        click.echo(json.dumps([sc.model.model_dump(include={"id", "title", "skills", "difficulty",
-                                                             "minutes", "weight"})
-                               for sc in good], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    sc.model.model_dump(
+                        include={"id", "title", "skills", "difficulty", "minutes", "weight"}
+                    )
+                    for sc in good
+                ],
+                indent=2,
+            )
+        )
     else:
         click.echo(scenario_table(good))
     for err in bad:
@@ -95,7 +109,9 @@ def list_cmd(as_json: bool) -> None:
 @main.command()
 @click.argument("scenario_id")
 @WS
-@click.option("--fresh", is_flag=True, help="Reset an existing workspace (your files are backed up).")
+@click.option(
+    "--fresh", is_flag=True, help="Reset an existing workspace (your files are backed up)."
+)
 @lab_errors
 def start(scenario_id: str, workspace: Path | None, fresh: bool) -> None:
     """Start (or resume) a scenario and print its briefing."""
@@ -108,8 +124,12 @@ def start(scenario_id: str, workspace: Path | None, fresh: bool) -> None:
 
 @main.command()
 @WS
-@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the JSON report here.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the JSON report here.",
+)
 @lab_errors
 def check(workspace: Path | None, json_out: Path | None) -> None:
     """Run the attack again, grade your work, explain each failed check."""
@@ -176,8 +196,13 @@ def reset(workspace: Path | None, yes: bool) -> None:
 @click.option("--junit", "junit_out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="Only the exit status and report files.")
 @lab_errors
-def grade(scenario_id: str, workspace: Path | None, json_out: Path | None,
-          junit_out: Path | None, quiet: bool) -> None:
+def grade(
+    scenario_id: str,
+    workspace: Path | None,
+    json_out: Path | None,
+    junit_out: Path | None,
+    quiet: bool,
+) -> None:
     """Grade a workspace headlessly (CI): exit 0 all pass, 1 some fail, 2 error.
 
     The workspace (or a submission folder holding nodes/<node>/...) is not changed.
@@ -235,8 +260,10 @@ def scenario_test(ids: tuple[str, ...]) -> None:
     failed = 0
     for sc in scs:
         t = service.self_test(sc)
-        click.echo(f"{'ok  ' if t.ok else 'FAIL'} {sc.id}: untouched {t.untouched.points}/"
-                   f"{t.untouched.max_points}, solved {t.solved.points}/{t.solved.max_points}")
+        click.echo(
+            f"{'ok  ' if t.ok else 'FAIL'} {sc.id}: untouched {t.untouched.points}/"
+            f"{t.untouched.max_points}, solved {t.solved.points}/{t.solved.max_points}"
+        )
         for p in t.problems:
             click.echo(f"     {p}")
         failed += not t.ok

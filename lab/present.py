@@ -15,8 +15,9 @@ def scenario_table(scenarios: list[LoadedScenario]) -> str:
             (m.id, m.title, ",".join(m.skills), m.difficulty, f"{m.minutes}m", str(m.weight))
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def briefing(op: Opened, created: bool) -> str:
@@ -32,9 +33,7 @@ def briefing(op: Opened, created: bool) -> str:
         lines += [f"## Task {i}: {task.title}", "", task.statement.strip(), ""]
     lines.append("## Where to work")
     lines.append("")
-    lines.append(
-        ("Workspace created" if created else "Resuming the workspace") + f" at {ws}"
-    )
+    lines.append(("Workspace created" if created else "Resuming the workspace") + f" at {ws}")
     for node in m.cluster.nodes:
         lines.append(f"  node {node.name} ({node.role}): {op.ws.node_root(node.name)}/")
     cp = op.ws.node_root(m.control_plane)

@@ -223,9 +223,7 @@ def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
         yield ws
 
 
-def grade_workspace(
-    catalog: Catalog, scenario_id: str, workspace: Path | None
-) -> ScenarioResult:
+def grade_workspace(catalog: Catalog, scenario_id: str, workspace: Path | None) -> ScenarioResult:
     """Grade a workspace (or a submission folder with nodes/) without changing it.
 
     With no workspace the scenario is graded in its untouched state.
@@ -234,8 +232,9 @@ def grade_workspace(
     if workspace is not None and is_workspace(workspace):
         owner = open_workspace(workspace).scenario_id
         if owner != sc.id:
-            raise LabError(f"workspace belongs to scenario {owner!r}, not {sc.id!r}",
-                           file=str(workspace))
+            raise LabError(
+                f"workspace belongs to scenario {owner!r}, not {sc.id!r}", file=str(workspace)
+            )
     with _scratch_copy(workspace, sc) as ws:
         evidence = SimBackend().run_attack(sc, ws)
         return grade(sc.model, evidence)

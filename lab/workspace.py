@@ -58,7 +58,9 @@ class Workspace:
                 file=str(self.root),
             ) from None
         except (OSError, ValueError) as e:
-            raise LabError(f"workspace state is unreadable: {e}", file=str(self.state_path)) from None
+            raise LabError(
+                f"workspace state is unreadable: {e}", file=str(self.state_path)
+            ) from None
         if not isinstance(data, dict) or data.get("format") != FORMAT or "scenario" not in data:
             raise LabError("workspace state has an unknown format", file=str(self.state_path))
         return data

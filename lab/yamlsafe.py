@@ -60,7 +60,9 @@ def read_bytes(path: Path, limit: int = MAX_BYTES) -> bytes:
     try:
         size = path.stat().st_size
         if size > limit:
-            raise LabError(f"file is too large ({size} bytes; the limit is {limit})", file=str(path))
+            raise LabError(
+                f"file is too large ({size} bytes; the limit is {limit})", file=str(path)
+            )
         with path.open("rb") as fh:
             return fh.read(limit + 1)
     except FileNotFoundError:
@@ -156,7 +158,9 @@ def parse_all(text: str | bytes, source: str, limit: int = MAX_BYTES) -> list[Do
     if isinstance(text, bytes):
         text = _check_text(text, source, limit)
     elif len(text) > limit:
-        raise LabError(f"file is too large ({len(text)} characters; the limit is {limit})", file=source)
+        raise LabError(
+            f"file is too large ({len(text)} characters; the limit is {limit})", file=source
+        )
     docs = []
     for node in _compose(text, source):
         lines: dict[Path_, int] = {}

@@ -67,7 +67,11 @@ def test_learner_flow(tmp_path: Path, lab_home: Path) -> None:
     # reset backs the learner's work up first, then restores the seed
     code, out, _ = run("reset", "--yes")
     assert code == 0 and "previous files are in" in out
-    backups = list((ws / ".lab/backups").glob("*before-reset/nodes/controlplane/etc/kubernetes/manifests/kube-apiserver.yaml"))
+    backups = list(
+        (ws / ".lab/backups").glob(
+            "*before-reset/nodes/controlplane/etc/kubernetes/manifests/kube-apiserver.yaml"
+        )
+    )
     assert backups and backups[0].read_text() == SOLUTION.read_text()
     assert "--audit-log-path" not in manifest.read_text()
 
@@ -92,8 +96,16 @@ def test_grade_headless_reports_and_exit_codes(tmp_path: Path) -> None:
     before = sorted(p.relative_to(sub) for p in sub.rglob("*"))
 
     j, x = tmp_path / "out.json", tmp_path / "out.xml"
-    code, out, _ = run("grade", "audit-enable-logging", "--workspace", str(sub),
-                       "--json", str(j), "--junit", str(x))
+    code, out, _ = run(
+        "grade",
+        "audit-enable-logging",
+        "--workspace",
+        str(sub),
+        "--json",
+        str(j),
+        "--junit",
+        str(x),
+    )
     assert code == 0, out
     assert json.loads(j.read_text())["scenarios"][0]["passed"] is True
     suite = ET.parse(x).getroot()
@@ -174,17 +186,34 @@ def test_audit_validate_and_eval(tmp_path: Path) -> None:
 
     reqs = tmp_path / "reqs.jsonl"
     reqs.write_text(
-        json.dumps({"user": {"username": "system:kube-proxy"}, "verb": "watch",
-                    "objectRef": {"resource": "endpoints"}}) + "\n"
-        + json.dumps({"user": {"username": "bob"}, "verb": "get",
-                      "objectRef": {"resource": "secrets", "namespace": "a"}}) + "\n"
-        + json.dumps({"verb": "get", "requestURI": "/healthz?verbose"}) + "\n"
+        json.dumps(
+            {
+                "user": {"username": "system:kube-proxy"},
+                "verb": "watch",
+                "objectRef": {"resource": "endpoints"},
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "user": {"username": "bob"},
+                "verb": "get",
+                "objectRef": {"resource": "secrets", "namespace": "a"},
+            }
+        )
+        + "\n"
+        + json.dumps({"verb": "get", "requestURI": "/healthz?verbose"})
+        + "\n"
     )
     code, out, _ = run("audit", "eval", "--policy", str(good), str(reqs))
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
-    assert rows[0] == {"level": "None", "omitStages": ["RequestReceived"],
-                       "omitManagedFields": False, "rule": 0}
+    assert rows[0] == {
+        "level": "None",
+        "omitStages": ["RequestReceived"],
+        "omitManagedFields": False,
+        "rule": 0,
+    }
     assert rows[1]["level"] == "Metadata" and rows[1]["rule"] == 1
     assert rows[2]["level"] == "Metadata" and rows[2]["rule"] == 3
 

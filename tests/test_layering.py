@@ -13,8 +13,15 @@ import lab
 ROOT = Path(lab.__file__).parent
 
 FORBIDDEN = {
-    "engines": ("lab.scenarios", "lab.backends", "lab.grading", "lab.tui", "lab.service",
-                "lab.workspace", "textual"),
+    "engines": (
+        "lab.scenarios",
+        "lab.backends",
+        "lab.grading",
+        "lab.tui",
+        "lab.service",
+        "lab.workspace",
+        "textual",
+    ),
     "grading": ("lab.backends", "lab.tui", "lab.service", "textual"),
     "scenarios": ("lab.backends", "lab.grading", "lab.tui", "lab.service", "textual"),
 }

@@ -13,10 +13,11 @@ REPO = Path(lab.__file__).parent.parent
 
 
 def test_every_lab_package_is_listed_in_pyproject() -> None:
-    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
     found = {
-        ".".join(p.parent.relative_to(REPO).parts)
-        for p in (REPO / "lab").rglob("__init__.py")
+        ".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "lab").rglob("__init__.py")
     }
     assert found - listed == set(), "add these to [tool.setuptools] packages"
 

@@ -33,8 +33,9 @@ def test_start_check_reset_write_only_inside_the_workspace_and_lab_home(
     service.reset(op)
     assert _snapshot(outside) == before
     written = {p for p in tmp_path.rglob("*") if p.is_file()}
-    assert all(ws_root in p.parents or lab_home in p.parents or outside in p.parents
-               for p in written)
+    assert all(
+        ws_root in p.parents or lab_home in p.parents or outside in p.parents for p in written
+    )
 
 
 @pytest.mark.parametrize("relative", [False, True])

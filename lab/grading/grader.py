@@ -33,4 +33,6 @@ def grade(
             )
         tasks.append(TaskResult(task.id, task.title, results, penalties.get(task.id, 0)))
     notes = list(evidence.audit.apiserver.notes) if evidence.audit else []
-    return ScenarioResult(scenario.id, scenario.title, evidence.backend, evidence.run_id, tasks, notes)
+    return ScenarioResult(
+        scenario.id, scenario.title, evidence.backend, evidence.run_id, tasks, notes
+    )

@@ -34,4 +34,6 @@ def render_junit(results: list[ScenarioResult]) -> str:
     suites.set("tests", str(total))
     suites.set("failures", str(failures))
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )

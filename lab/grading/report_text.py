@@ -28,7 +28,5 @@ def render_text(result: ScenarioResult, *, color: bool = False) -> str:
         lines.append(f"note: {note}")
     lines.append("")
     verdict = "all checks pass" if result.passed else "some checks fail"
-    lines.append(
-        f"Score: {result.points}/{result.max_points} ({result.score:.0%}) — {verdict}"
-    )
+    lines.append(f"Score: {result.points}/{result.max_points} ({result.score:.0%}) — {verdict}")
     return "\n".join(lines)

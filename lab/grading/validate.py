@@ -14,6 +14,7 @@ def validate_checks(sc: LoadedScenario) -> list[LabError]:
     doc = sc.doc
     errors: list[LabError] = []
     m = sc.model
+    steps = ", ".join(s.id for s in m.attack)
 
     cfg = m.cluster.kind_config
     if "/" in cfg or not (kind_configs_dir() / cfg).is_file():
@@ -41,7 +42,7 @@ def validate_checks(sc: LoadedScenario) -> list[LabError]:
                 if step is None:
                     errors.append(
                         LabError(
-                            f"no attack step {step_id!r} (steps: {', '.join(s.id for s in m.attack)})",
+                            f"no attack step {step_id!r} (steps: {steps})",
                             file=src,
                             line=doc.line_of((*path, "step")),
                             item=f"{where}.step",

@@ -96,7 +96,9 @@ def _check_sources(sc: LoadedScenario, doc: Document) -> list[LabError]:
         try:
             p = inside(sc.root, rel, src, item)
             if not p.is_file():
-                raise LabError(f"file {rel!r} not found in the scenario folder", file=src, item=item)
+                raise LabError(
+                    f"file {rel!r} not found in the scenario folder", file=src, item=item
+                )
             read_bytes(p, MAX_SOURCE_BYTES)
         except LabError as e:
             errors.append(LabError(e.message, file=src, line=doc.line_of(path), item=item))
@@ -128,15 +130,21 @@ def _check_manifests(sc: LoadedScenario) -> list[LabError]:
             if obj is None:
                 continue
             if not isinstance(obj, dict):
-                errors.append(LabError("a manifest must be a mapping", file=str(path), line=d.line_of(())))
+                errors.append(
+                    LabError("a manifest must be a mapping", file=str(path), line=d.line_of(()))
+                )
                 continue
             for key in ("apiVersion", "kind"):
                 if not isinstance(obj.get(key), str):
-                    errors.append(LabError(f"{key} is required", file=str(path), line=d.line_of(())))
+                    errors.append(
+                        LabError(f"{key} is required", file=str(path), line=d.line_of(()))
+                    )
             meta = obj.get("metadata")
             if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
                 errors.append(
-                    LabError("metadata.name is required", file=str(path), line=d.line_of(("metadata",)))
+                    LabError(
+                        "metadata.name is required", file=str(path), line=d.line_of(("metadata",))
+                    )
                 )
     return errors
 
@@ -146,7 +154,9 @@ def load_scenario(folder: Path) -> LoadedScenario:
     folder = Path(folder)
     path = folder / SCENARIO_FILE
     if not folder.is_dir():
-        raise ScenarioError([LabError("not a scenario folder (no such directory)", file=str(folder))])
+        raise ScenarioError(
+            [LabError("not a scenario folder (no such directory)", file=str(folder))]
+        )
     if not path.is_file():
         raise ScenarioError([LabError(f"no {SCENARIO_FILE} in this folder", file=str(folder))])
     try:
@@ -161,8 +171,14 @@ def load_scenario(folder: Path) -> LoadedScenario:
         raise ScenarioError(_model_errors(exc, doc)) from None
     if model.id != folder.name:
         raise ScenarioError(
-            [LabError(f"id {model.id!r} must match the folder name {folder.name!r}",
-                      file=str(path), line=doc.line_of(("id",)), item="id")]
+            [
+                LabError(
+                    f"id {model.id!r} must match the folder name {folder.name!r}",
+                    file=str(path),
+                    line=doc.line_of(("id",)),
+                    item="id",
+                )
+            ]
         )
     sc = LoadedScenario(model, folder.resolve(), doc)
     errors = _check_sources(sc, doc)

@@ -136,7 +136,9 @@ class ExecStep(Strict):
     container: str | None = None
     command: list[str] = Field(min_length=1)
     user: str = "kubernetes-admin"
-    groups: list[str] = Field(default_factory=lambda: ["kubeadm:cluster-admins", "system:authenticated"])
+    groups: list[str] = Field(
+        default_factory=lambda: ["kubeadm:cluster-admins", "system:authenticated"]
+    )
 
 
 class AttackStep(Strict):

@@ -45,7 +45,9 @@ class ApiCall:
 
 
 def resource_uri(req: ApiRequest) -> str:
-    prefix = f"/apis/{req.api_group}/{req.api_version}" if req.api_group else f"/api/{req.api_version}"
+    prefix = (
+        f"/apis/{req.api_group}/{req.api_version}" if req.api_group else f"/api/{req.api_version}"
+    )
     parts = [prefix]
     if req.namespace:
         parts.append(f"namespaces/{req.namespace}")

@@ -86,7 +86,11 @@ def collect(log_file: Path, fmt: str, run_id: str) -> dict[str, list[dict[str, A
 
 
 def replay_audit(
-    node_root: Path, calls: list[ApiCall], run_id: str, stdout_log: Path, now: datetime | None = None
+    node_root: Path,
+    calls: list[ApiCall],
+    run_id: str,
+    stdout_log: Path,
+    now: datetime | None = None,
 ) -> AuditEvidence:
     """Restart the control plane from its manifest, send the calls, read the evidence."""
     now = now or datetime.now(UTC)

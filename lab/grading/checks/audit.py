@@ -119,7 +119,8 @@ def apiserver_mount(p: MountParams, ctx: Context) -> Outcome:
     if got != want:
         return Outcome(
             False,
-            f"{p.path} is mounted (volume {m.name!r}) from {got} on the node; the task wants {want}",
+            f"{p.path} is mounted (volume {m.name!r}) from {got} on the node; "
+            f"the task wants {want}",
         )
     if p.writable and m.read_only:
         return Outcome(
@@ -207,7 +208,9 @@ def _why_level(ev: AuditEvidence, call: ApiCall) -> str:
     result = evaluate(policy, call.attrs)
     if result.rule_index is None:
         return " — no rule of your policy matches it, and the default is None"
-    return f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} matched first"
+    return (
+        f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} matched first"
+    )
 
 
 class LoggedParams(Params):
@@ -310,6 +313,7 @@ def audit_not_logged(p: NotLoggedParams, ctx: Context) -> Outcome:
     if events:
         levels = ", ".join(sorted({str(e.get("level")) for e in events}))
         return Outcome(
-            False, f"{what} was logged at {levels}{_why_level(ev, call)}; the task wants it not logged"
+            False,
+            f"{what} was logged at {levels}{_why_level(ev, call)}; the task wants it not logged",
         )
     return Outcome(True, f"{what} was not logged")
