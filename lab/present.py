@@ -36,11 +36,10 @@ def briefing(op: Opened, created: bool) -> str:
     lines.append(("Workspace created" if created else "Resuming the workspace") + f" at {ws}")
     for node in m.cluster.nodes:
         lines.append(f"  node {node.name} ({node.role}): {op.ws.node_root(node.name)}/")
-    cp = op.ws.node_root(m.control_plane)
+    lines += ["", "Each node folder is that node's `/`. The files this scenario is about:"]
+    for f in m.setup.files:
+        lines.append(f"  {op.ws.node_root(f.node)}{f.path}")
     lines += [
-        "",
-        "Each node folder is that node's `/`: e.g. edit",
-        f"  {cp}/etc/kubernetes/manifests/kube-apiserver.yaml",
         "",
         "Then: `cks-lab check` to run the attack again and grade;"
         " `cks-lab hint`, `cks-lab solution`, `cks-lab reset`.",

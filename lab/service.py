@@ -207,7 +207,7 @@ def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
 
 @contextmanager
 def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
-    """A throwaway workspace: a copy of src's nodes, or the untouched scenario."""
+    """A throwaway workspace: the scenario's seed with src's nodes laid over it."""
     with tempfile.TemporaryDirectory(prefix="cks-lab-grade-") as tmp:
         ws = create_workspace(Path(tmp) / "ws", sc, "sim")
         if src is not None:
@@ -218,8 +218,9 @@ def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
                     "`cks-lab start` creates)",
                     file=str(src),
                 )
-            shutil.rmtree(ws.root / "nodes")
-            shutil.copytree(nodes, ws.root / "nodes", symlinks=True)
+            # The submission is laid over the scenario's seed: a course repo may
+            # commit only the files the learner changed.
+            shutil.copytree(nodes, ws.root / "nodes", symlinks=True, dirs_exist_ok=True)
         yield ws
 
 
