@@ -290,9 +290,11 @@ def audit_validate(policy: Path) -> None:
     """Validate an audit policy file as kube-apiserver loads it."""
     from lab.engines.audit.tools import validate_file
 
-    errors = validate_file(policy)
+    errors, warnings = validate_file(policy)
     for line in errors:
         click.echo(line, err=True)
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
     if errors:
         sys.exit(1)
     click.echo("valid")

@@ -53,3 +53,5 @@ def test_mistake(case: dict[str, Any], tmp_path: Path) -> None:
         assert check.passed is exp["passed"], f"{check.title}: {check.explanation}"
         for words in exp.get("says", []):
             assert words in check.explanation, check.explanation
+    for note in case.get("notes", []):
+        assert any(note in n for n in result.notes), result.notes

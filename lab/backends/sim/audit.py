@@ -39,8 +39,20 @@ def _status(state: ApiserverState) -> ApiserverStatus:
         error=error,
         flags={f"--{k}": v for k, v in state.flags.items()},
         mounts=[MountInfo(m.name, m.mount_path, m.host_path, m.read_only) for m in state.mounts],
-        notes=list(state.notes),
+        notes=list(state.notes) + _policy_warnings(state),
     )
+
+
+def _policy_warnings(state: ApiserverState) -> list[str]:
+    # kube-apiserver only logs these and decodes leniently: a misspelt field is
+    # dropped, so the rule matches more than the learner meant.
+    if state.policy is None:
+        return []
+    return [
+        f"kube-apiserver ignores a field of your audit policy: {w} "
+        "(it logs \"Audit policy contains errors, falling back to lenient decoding\")"
+        for w in state.policy.warnings
+    ]
 
 
 def _policy_text(state: ApiserverState) -> str | None:

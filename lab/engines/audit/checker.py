@@ -49,10 +49,9 @@ _Matcher = Callable[[RequestAttributes], bool]
 class _Group:
     """One GroupResources entry, pre-split by the kind of match each resource allows."""
 
-    __slots__ = ("group", "any_resource", "names", "exact", "star", "sub_wild", "res_wild")
+    __slots__ = ("any_resource", "names", "exact", "star", "sub_wild", "res_wild")
 
     def __init__(self, gr: GroupResources) -> None:
-        self.group = gr.group
         self.any_resource = not gr.resources
         self.names = frozenset(gr.resource_names) or None
         self.exact = frozenset(gr.resources)
@@ -76,7 +75,10 @@ def _compile_rule(rule: PolicyRule) -> _Matcher:
     verbs = frozenset(rule.verbs) or None
     namespaces = frozenset(rule.namespaces) or None
     resource_rule = bool(rule.namespaces or rule.resources)
-    entries = tuple(_Group(gr) for gr in rule.resources)
+    by_group: dict[str, list[_Group]] = {}  # a boolean "any", so grouping keeps semantics
+    for gr in rule.resources:
+        by_group.setdefault(gr.group, []).append(_Group(gr))
+    has_entries = bool(rule.resources)
     urls = rule.non_resource_urls
     exact_urls = frozenset(urls)
     # "*" trims to "" and so prefixes every path, as upstream's TrimRight does.
@@ -94,12 +96,17 @@ def _compile_rule(rule: PolicyRule) -> _Matcher:
                 return False
             if namespaces is not None and a.namespace not in namespaces:
                 return False  # cluster-scoped requests have namespace "", matched by [""]
-            if not entries:
+            if not has_entries:
                 return True
+            candidates = by_group.get(a.api_group)
+            if candidates is None:
+                return False
             sub = a.subresource
             combined = f"{a.resource}/{sub}" if sub else a.resource
-            return any(e.group == a.api_group and e.matches(a.resource, sub, combined, a.name)
-                       for e in entries)
+            for entry in candidates:
+                if entry.matches(a.resource, sub, combined, a.name):
+                    return True
+            return False
         if urls:
             if a.is_resource_request:
                 return False

@@ -258,16 +258,22 @@ def _resolve_plain(text: str) -> Any:
     return text
 
 
+_RESOLVABLE = ("bool", "int", "float", "null", "timestamp")  # goyaml.v2 resolvableTag
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ].*)?")
+
+
 def _scalar(node: _Node) -> Any:
     tag = node.tag
     if tag is None:
         return _resolve_plain(node.value) if node.plain else node.value
-    if tag in ("!", _TAG + "str", _TAG + "binary") or not tag.startswith(_TAG):
+    want = tag[len(_TAG):] if tag.startswith(_TAG) else ""
+    if want not in _RESOLVABLE:  # !!str, !!binary, custom and unknown tags: the raw text
         return node.value
     value = _resolve_plain(node.value)
-    want = tag[len(_TAG):]
     got = {bool: "bool", int: "int", float: "float", type(None): "null"}.get(type(value), "str")
-    if want == got or (want == "float" and got == "int") or want == "timestamp":
+    if got == "str" and _TIMESTAMP.fullmatch(node.value):
+        got = "timestamp"  # decoded into interface{}, a timestamp stays a string
+    if want == got or (want == "float" and got == "int"):
         return float(value) if want == "float" else value
     raise _Fail(f"yaml: cannot decode !!{got} `{node.value}` as a !!{want}", node.line)
 

@@ -105,11 +105,18 @@ def eval_lines(policy: Policy | CompiledPolicy, lines: Iterable[str],
         }
 
 
-def validate_file(path: str | PathLike[str]) -> list[str]:
-    """Error lines for a policy file, as ``file:line: error`` ([] = kube-apiserver loads it)."""
+def validate_file(path: str | PathLike[str]) -> tuple[list[str], list[str]]:
+    """Error and warning lines for a policy file, as ``file:line: message``.
+
+    No errors means kube-apiserver loads it. Warnings are what it only logs
+    (unknown or duplicate fields, then lenient decoding): the file loads, but a
+    misspelt field is ignored, which usually makes a rule match more than meant.
+    """
     try:
-        load_policy_file(path)
+        policy = load_policy_file(path)
     except PolicyError as exc:
-        return [f"{exc.file}:{line}: {err}" if line else f"{exc.file}: {err}"
-                for err, line in zip(exc.errors, exc.lines, strict=True)]
-    return []
+        return [
+            f"{exc.file}:{line}: {err}" if line else f"{exc.file}: {err}"
+            for err, line in zip(exc.errors, exc.lines, strict=True)
+        ], []
+    return [], [f"{policy.source}: {w} (ignored by kube-apiserver)" for w in policy.warnings]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import field_validator
@@ -208,6 +209,17 @@ def _why_level(ev: AuditEvidence, call: ApiCall) -> str:
     result = evaluate(policy, call.attrs)
     if result.rule_index is None:
         return " — no rule of your policy matches it, and the default is None"
+    ignored = [
+        m.group(1)
+        for w in policy.warnings
+        if (m := re.search(rf'unknown field "rules\[{result.rule_index}\]\.([^"]+)"', w))
+    ]
+    if ignored:
+        fields = ", ".join(f"`{f}`" for f in ignored)
+        return (
+            f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} "
+            f"matched first (kube-apiserver ignored its unknown field {fields})"
+        )
     return (
         f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} matched first"
     )
