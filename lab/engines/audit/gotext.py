@@ -1,0 +1,128 @@
+"""Go's text conventions, so simulated errors read as the real binaries print them.
+
+strconv and time value parsing (with Go's error reasons), ``*os.PathError``
+messages, ``%q`` for a rune, and klog's text line format.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from lab.engines.audit.events import go_quote
+
+ENOENT = "no such file or directory"
+ENOTDIR = "not a directory"
+EISDIR = "is a directory"
+EROFS = "read-only file system"
+
+
+def path_error(op: str, path: str, errno_text: str) -> str:
+    """An *os.PathError message: ``open /x: no such file or directory``."""
+    return f"{op} {path}: {errno_text}"
+
+
+def go_rune(c: str) -> str:
+    """Go's %q for a rune: single-quoted."""
+    inner = go_quote(c)[1:-1].replace('\\"', '"')
+    return "'" + (inner if c != "'" else "\\'") + "'"
+
+
+def klog_line(
+    message: str,
+    kv: list[tuple[str, str]],
+    *,
+    where: str,
+    pid: int = 1,
+    now: datetime | None = None,
+) -> str:
+    """An error line in klog's text format: ``E0102 15:04:05.000000 pid file:line] "msg" k="v"``"""
+    ts = (now or datetime.now(UTC)).astimezone(UTC)
+    head = f"E{ts:%m%d} {ts:%H:%M:%S}.{ts.microsecond:06d} {pid:>7} {where}] {go_quote(message)}"
+    return head + "".join(f" {k}={go_quote(v)}" for k, v in kv)
+
+
+def go_parse_int(s: str) -> int:
+    """strconv.ParseInt(s, 0, 64); raises ValueError("invalid syntax" | "value out of range")."""
+    body = s[1:] if s[:1] in ("+", "-") else s
+    neg = s[:1] == "-"
+    low = body.lower()
+    prefixed = True
+    if low.startswith(("0x", "0b", "0o")):
+        base, digits = {"x": 16, "b": 2, "o": 8}[low[1]], body[2:]
+    elif len(body) > 1 and body[0] == "0":
+        base, digits = 8, body[1:]
+    else:
+        base, digits, prefixed = 10, body, False
+    # Base 0 takes Go literal syntax: "_" only between digits or right after a prefix.
+    if digits.endswith("_") or "__" in digits or (digits.startswith("_") and not prefixed):
+        raise ValueError("invalid syntax")
+    clean = digits.replace("_", "")
+    if not clean or any(c not in "0123456789abcdef"[:base] for c in clean.lower()):
+        raise ValueError("invalid syntax")
+    value = -int(clean, base) if neg else int(clean, base)
+    if not -(2**63) <= value <= 2**63 - 1:
+        raise ValueError("value out of range")
+    return value
+
+
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def go_parse_bool(s: str) -> bool:
+    """strconv.ParseBool; raises ValueError("invalid syntax")."""
+    if s in GO_TRUE:
+        return True
+    if s in GO_FALSE:
+        return False
+    raise ValueError("invalid syntax")
+
+
+_FLOAT_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$", re.I)
+
+
+def go_parse_float(s: str) -> float:
+    """strconv.ParseFloat; raises ValueError("invalid syntax")."""
+    if not _FLOAT_RE.match(s):
+        raise ValueError("invalid syntax")
+    return float(s)
+
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
+
+
+def go_parse_duration(s: str) -> int:
+    """time.ParseDuration in nanoseconds; raises ValueError with Go's message."""
+    quoted = go_quote(s)
+    if s[:1] in "+-":
+        s = s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise ValueError(f"time: invalid duration {quoted}")
+    total = 0.0
+    while s:
+        m = re.match(r"(\d*)(\.\d*)?", s)
+        if not m or (not m.group(1) and (not m.group(2) or m.group(2) == ".")):
+            raise ValueError(f"time: invalid duration {quoted}")
+        number = float((m.group(1) or "0") + (m.group(2) or ""))
+        s = s[m.end() :]
+        u = re.match(r"[^\d.]+", s)
+        if not u:
+            raise ValueError(f"time: missing unit in duration {quoted}")
+        unit = u.group(0)
+        if unit not in _DURATION_UNITS:
+            raise ValueError(f"time: unknown unit {go_quote(unit)} in duration {quoted}")
+        total += number * _DURATION_UNITS[unit]
+        s = s[u.end() :]
+    return int(total)

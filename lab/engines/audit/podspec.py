@@ -1,0 +1,301 @@
+"""The kube-apiserver static pod as kubelet's file source decodes and validates it.
+
+Decoding follows the JSON decoder kubelet runs on the YAML (its type errors,
+its scheme lookup); validation is the part of ValidatePodCreate that volumes
+and mounts can fail. pkg/kubelet/config (file.go, common.go), core validation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lab.engines.audit.events import go_quote
+from lab.engines.audit.goyaml import Lines
+from lab.engines.audit.hostpath import HOST_PATH_TYPES, Mount
+from lab.engines.audit.nodefs import normalize_node_path
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _type_error(value: Any, struct: str, path: str, gotype: str) -> str:
+    return (
+        f"json: cannot unmarshal {_json_type(value)} "
+        f"into Go struct field {struct}.{path} of type {gotype}"
+    )
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
+    """Why kubelet's decoder refuses ``doc`` as a Pod (message, line), or (None, None)."""
+    if doc is None:
+        return "Object 'Kind' is missing in 'null'", 1
+    if not isinstance(doc, dict):
+        return (
+            "couldn't get version/kind; json parse error: json: cannot unmarshal "
+            f"{_json_type(doc)} "
+            'into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+            'Kind string "json:\\"kind,omitempty\\"" }',
+            1,
+        )
+    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=_json_default)
+    kind = doc.get("kind")
+    version = doc.get("apiVersion")
+    if not kind:
+        return f"Object 'Kind' is missing in '{raw}'", lines.of()
+    if not version:
+        return f"Object 'apiVersion' is missing in '{raw}'", lines.of()
+    if not isinstance(kind, str) or not isinstance(version, str):
+        return (
+            "couldn't get version/kind; json parse error: wrong type for kind or apiVersion",
+            lines.of("kind"),
+        )
+    if version != "v1" or kind not in (
+        "Pod",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "Namespace",
+        "PodList",
+    ):
+        return (
+            f'no kind "{kind}" is registered for version "{version}" in scheme '
+            '"pkg/api/legacyscheme/scheme.go:30"',
+            lines.of("kind"),
+        )
+    if kind != "Pod":
+        return f"invalid pod: &core.{kind}{{...}}", lines.of("kind")
+    spec = doc.get("spec")
+    if spec is None:
+        return None, None
+    if not isinstance(spec, dict):
+        return _type_error(spec, "Pod", "spec", "v1.PodSpec"), lines.of("spec")
+    for key, gotype in (("containers", "[]v1.Container"), ("volumes", "[]v1.Volume")):
+        val = spec.get(key)
+        if val is not None and not isinstance(val, list):
+            return _type_error(val, "PodSpec", f"spec.{key}", gotype), lines.of("spec", key)
+    for ci, c in enumerate(spec.get("containers") or []):
+        if not isinstance(c, dict):
+            return _type_error(c, "PodSpec", "spec.containers", "v1.Container"), lines.of(
+                "spec", "containers", ci
+            )
+        for key in ("command", "args"):
+            val = c.get(key)
+            if val is None:
+                continue
+            if not isinstance(val, list):
+                return _type_error(
+                    val, "Container", f"spec.containers.{key}", "[]string"
+                ), lines.of("spec", "containers", ci, key)
+            for ai, arg in enumerate(val):
+                if arg is not None and not isinstance(arg, str):
+                    return _type_error(
+                        arg, "Container", f"spec.containers.{key}", "string"
+                    ), lines.of("spec", "containers", ci, key, ai)
+        if c.get("name") is not None and not isinstance(c.get("name"), str):
+            return _type_error(c["name"], "Container", "spec.containers.name", "string"), lines.of(
+                "spec", "containers", ci, "name"
+            )
+        vms = c.get("volumeMounts")
+        if vms is not None and not isinstance(vms, list):
+            return _type_error(
+                vms, "Container", "spec.containers.volumeMounts", "[]v1.VolumeMount"
+            ), lines.of("spec", "containers", ci, "volumeMounts")
+        for mi, vm in enumerate(vms or []):
+            where = ("spec", "containers", ci, "volumeMounts", mi)
+            if not isinstance(vm, dict):
+                return _type_error(
+                    vm, "Container", "spec.containers.volumeMounts", "v1.VolumeMount"
+                ), lines.of(*where)
+            for key, want, gotype in (
+                ("name", str, "string"),
+                ("mountPath", str, "string"),
+                ("subPath", str, "string"),
+                ("readOnly", bool, "bool"),
+            ):
+                val = vm.get(key)
+                if val is not None and not isinstance(val, want):
+                    return _type_error(
+                        val, "VolumeMount", f"spec.containers.volumeMounts.{key}", gotype
+                    ), lines.of(*where, key)
+    for vi, v in enumerate(spec.get("volumes") or []):
+        vwhere = ("spec", "volumes", vi)
+        if not isinstance(v, dict):
+            return _type_error(v, "PodSpec", "spec.volumes", "v1.Volume"), lines.of(*vwhere)
+        hp = v.get("hostPath")
+        if hp is None:
+            continue
+        if not isinstance(hp, dict):
+            return _type_error(
+                hp, "Volume", "spec.volumes.hostPath", "v1.HostPathVolumeSource"
+            ), lines.of(*vwhere, "hostPath")
+        for key, gotype in (("path", "string"), ("type", "v1.HostPathType")):
+            val = hp.get(key)
+            if val is not None and not isinstance(val, str):
+                return _type_error(
+                    val, "HostPathVolumeSource", f"spec.volumes.hostPath.{key}", gotype
+                ), lines.of(*vwhere, "hostPath", key)
+    return None, None
+
+
+VOLUME_SOURCES = (
+    "hostPath",
+    "emptyDir",
+    "configMap",
+    "secret",
+    "projected",
+    "downwardAPI",
+    "persistentVolumeClaim",
+    "nfs",
+    "csi",
+    "ephemeral",
+    "image",
+)
+
+
+def validate_pod(spec: dict[str, Any], lines: Lines) -> tuple[list[str], int | None]:
+    """ValidatePodCreate errors kubelet would print (containers, volumes, then mounts)."""
+    errs: list[str] = []
+    first_line: int | None = None
+
+    def add(msg: str, *path: Any) -> None:
+        nonlocal first_line
+        errs.append(msg)
+        if first_line is None:
+            first_line = lines.of(*path)
+
+    names: set[str] = set()
+    for vi, v in enumerate(spec.get("volumes") or []):
+        p = f"spec.volumes[{vi}]"
+        name = v.get("name") or ""
+        if not name:
+            add(f"{p}.name: Required value", "spec", "volumes", vi)
+        elif name in names:
+            add(f"{p}.name: Duplicate value: {go_quote(name)}", "spec", "volumes", vi, "name")
+        names.add(name)
+        sources = [s for s in VOLUME_SOURCES if v.get(s) is not None]
+        if not sources:
+            add(f"{p}: Required value: must specify a volume type", "spec", "volumes", vi)
+        elif len(sources) > 1:
+            add(
+                f"{p}.{sources[1]}: Forbidden: may not specify more than 1 volume type",
+                "spec",
+                "volumes",
+                vi,
+                sources[1],
+            )
+        hp = v.get("hostPath")
+        if isinstance(hp, dict):
+            path = hp.get("path") or ""
+            if not path:
+                add(f"{p}.hostPath.path: Required value", "spec", "volumes", vi, "hostPath")
+            elif ".." in path.split("/"):
+                add(
+                    f"{p}.hostPath.path: Invalid value: {go_quote(path)}: must not contain '..'",
+                    "spec",
+                    "volumes",
+                    vi,
+                    "hostPath",
+                    "path",
+                )
+            htype = hp.get("type")
+            if htype is not None and htype not in HOST_PATH_TYPES:
+                supported = ", ".join(go_quote(t) for t in HOST_PATH_TYPES)
+                add(
+                    f"{p}.hostPath.type: Unsupported value: {go_quote(htype)}: "
+                    f"supported values: {supported}",
+                    "spec",
+                    "volumes",
+                    vi,
+                    "hostPath",
+                    "type",
+                )
+    for ci, c in enumerate(spec.get("containers") or []):
+        seen: set[str] = set()
+        for mi, vm in enumerate(c.get("volumeMounts") or []):
+            p = f"spec.containers[{ci}].volumeMounts[{mi}]"
+            where = ("spec", "containers", ci, "volumeMounts", mi)
+            name = vm.get("name") or ""
+            if not name:
+                add(f"{p}.name: Required value", *where)
+            if name not in names:
+                add(f"{p}.name: Not found: {go_quote(name)}", *where, "name")
+            mp = vm.get("mountPath") or ""
+            if not mp:
+                add(f"{p}.mountPath: Required value", *where)
+            if mp in seen:
+                add(
+                    f"{p}.mountPath: Invalid value: {go_quote(mp)}: must be unique",
+                    *where,
+                    "mountPath",
+                )
+            seen.add(mp)
+            sub = vm.get("subPath") or ""
+            if sub and (sub.startswith("/") or ".." in sub.split("/")):
+                add(
+                    f"{p}.subPath: Invalid value: {go_quote(sub)}: must be a relative path"
+                    if sub.startswith("/")
+                    else f"{p}.subPath: Invalid value: {go_quote(sub)}: must not contain '..'",
+                    *where,
+                    "subPath",
+                )
+    if not spec.get("containers"):
+        errs.insert(0, "spec.containers: Required value")
+        first_line = first_line or lines.of("spec")
+    return errs, first_line
+
+
+def find_container(spec: dict[str, Any], name: str) -> int | None:
+    """Index of the container called ``name`` in a decoded pod spec."""
+    containers = spec.get("containers") or []
+    return next((i for i, c in enumerate(containers) if c.get("name") == name), None)
+
+
+def command_line(
+    container: dict[str, Any], lines: Lines, cpath: tuple[Any, ...]
+) -> list[tuple[str, int | None]]:
+    """``command + args`` with the manifest line of each item."""
+    argv: list[tuple[str, int | None]] = []
+    for key in ("command", "args"):
+        for ai, arg in enumerate(container.get(key) or []):
+            argv.append(("" if arg is None else arg, lines.of(*cpath, key, ai)))
+    return argv
+
+
+def container_mounts(
+    spec: dict[str, Any], container: dict[str, Any], lines: Lines, cpath: tuple[Any, ...]
+) -> list[Mount]:
+    """The container's volumeMounts joined with the pod volumes (a validated pod)."""
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    mounts: list[Mount] = []
+    for mi, vm in enumerate(container.get("volumeMounts") or []):
+        vol = volumes[vm["name"]]
+        hp = vol.get("hostPath")
+        mounts.append(
+            Mount(
+                name=vm["name"],
+                mount_path=normalize_node_path(vm["mountPath"]),
+                read_only=bool(vm.get("readOnly", False)),
+                host_path=normalize_node_path(hp["path"]) if isinstance(hp, dict) else None,
+                host_type=(hp.get("type") or "") if isinstance(hp, dict) else None,
+                sub_path=vm.get("subPath") or None,
+                volume_kind=next((s for s in VOLUME_SOURCES if vol.get(s) is not None), None),
+                line=lines.of(*cpath, "volumeMounts", mi),
+            )
+        )
+    return mounts
