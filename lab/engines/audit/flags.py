@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab.engines.audit.events import go_quote
 from lab.engines.audit.gotext import (
     GO_TRUE,
     go_parse_bool,
     go_parse_duration,
     go_parse_float,
     go_parse_int,
+    go_quote,
     go_rune,
 )
 

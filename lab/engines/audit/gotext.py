@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-
-from lab.engines.audit.events import go_quote
+from typing import Any
 
 ENOENT = "no such file or directory"
 ENOTDIR = "not a directory"
@@ -126,3 +125,42 @@ def go_parse_duration(s: str) -> int:
         total += number * _DURATION_UNITS[unit]
         s = s[u.end() :]
     return int(total)
+
+
+_SIMPLE_ESCAPES = {
+    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+    "\v": "\\v", "\\": "\\\\", '"': '\\"',
+}  # fmt: skip
+
+
+def go_quote(s: str) -> str:
+    """Go's strconv.Quote / %q: printable runes kept, the rest escaped."""
+    out = ['"']
+    for ch in s:
+        if ch in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name Go's encoding/json uses in its errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"

@@ -25,9 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lab.engines.audit.events import go_quote
 from lab.engines.audit.flags import FlagError, ParsedFlags, parse_flags
-from lab.engines.audit.gotext import ENOENT, klog_line
+from lab.engines.audit.gotext import ENOENT, go_quote, klog_line
 from lab.engines.audit.goyaml import GoYAMLError, Lines, load_document
 from lab.engines.audit.hostpath import ContainerFS, HostChange, Mount, NodeView, setup_pod_volumes
 from lab.engines.audit.nodefs import NodePathError, normalize_node_path, resolve_in_node

@@ -10,29 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab.engines.audit.events import go_quote
+from lab.engines.audit.gotext import go_quote, json_type
 from lab.engines.audit.goyaml import Lines
 from lab.engines.audit.hostpath import HOST_PATH_TYPES, Mount
 from lab.engines.audit.nodefs import normalize_node_path
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
-
-
 def _type_error(value: Any, struct: str, path: str, gotype: str) -> str:
     return (
-        f"json: cannot unmarshal {_json_type(value)} "
+        f"json: cannot unmarshal {json_type(value)} "
         f"into Go struct field {struct}.{path} of type {gotype}"
     )
 
@@ -48,7 +34,7 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
     if not isinstance(doc, dict):
         return (
             "couldn't get version/kind; json parse error: json: cannot unmarshal "
-            f"{_json_type(doc)} "
+            f"{json_type(doc)} "
             'into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
             'Kind string "json:\\"kind,omitempty\\"" }',
             1,

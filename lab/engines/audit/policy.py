@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 
 import yaml
 
-from lab.engines.audit.validation import go_quote, validate_policy_located
+from lab.engines.audit.gotext import go_quote, json_type
+from lab.engines.audit.validation import validate_policy_located
 from lab.errors import LabError
 
 MAX_POLICY_BYTES = 1 << 20  # lab limit: kube-apiserver has none, a learner's file never needs it
@@ -389,16 +390,6 @@ def _check_marshal(v: _V) -> None:
 # ------------------------------------------- JSON values -> Policy (Go json semantics)
 
 
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 _FIND_KIND = ('struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
               'Kind string "json:\\"kind,omitempty\\"" }')
 
@@ -409,7 +400,7 @@ def _interpret(top: _V, ordered: bool) -> tuple[str, str, str, int | None]:
     if top.value is not None:
         if not isinstance(top.value, dict):
             raise _Fail("couldn't get version/kind; json parse error: json: cannot unmarshal "
-                        f"{_json_kind(top.value)} into Go value of type {_FIND_KIND}", top.line)
+                        f"{json_type(top.value)} into Go value of type {_FIND_KIND}", top.line)
         items = top.value.items() if ordered else sorted(top.value.items())
         for key, v in items:  # encoding/json matches field names case-insensitively
             name = {"apiversion": "apiVersion", "kind": "kind"}.get(key.casefold())
@@ -417,7 +408,7 @@ def _interpret(top: _V, ordered: bool) -> tuple[str, str, str, int | None]:
                 continue
             if not isinstance(v.value, str):
                 raise _Fail("couldn't get version/kind; json parse error: json: cannot unmarshal "
-                            f"{_json_kind(v.value)} into Go struct field .{name} of type string",
+                            f"{json_type(v.value)} into Go struct field .{name} of type string",
                             v.line)
             found[name] = v
     api_version = found["apiVersion"].value if "apiVersion" in found else ""
@@ -446,7 +437,7 @@ class _Typed:
 
     @staticmethod
     def fail(v: _V, go_type: str, struct: str, stack: str) -> NoReturn:
-        raise _Fail(f"json: cannot unmarshal {_json_kind(v.value)} into Go struct field "
+        raise _Fail(f"json: cannot unmarshal {json_type(v.value)} into Go struct field "
                     f"{struct}.{stack} of type {go_type}", v.line)
 
     def string(self, v: _V, go_type: str, struct: str, stack: str) -> str:

@@ -12,7 +12,6 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.engines.audit.events import go_quote
 from lab.engines.audit.gotext import (
     EISDIR,
     ENOENT,
@@ -20,6 +19,7 @@ from lab.engines.audit.gotext import (
     EROFS,
     go_parse_bool,
     go_parse_int,
+    go_quote,
     path_error,
 )
 from lab.engines.audit.hostpath import ContainerFS, Mount, NodeView

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lab.engines.audit.gotext import go_quote
+
 if TYPE_CHECKING:
     from lab.engines.audit.policy import GroupResources, Policy, PolicyRule
 
@@ -25,30 +27,6 @@ _DNS_SUBDOMAIN_MSG = (
     "'-' or '.', and must start and end with an alphanumeric character"
     f" (e.g. 'example.com', regex used for validation is '{_DNS_SUBDOMAIN}')"
 )
-
-_SIMPLE_ESCAPES = {
-    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-    "\v": "\\v", "\\": "\\\\", '"': '\\"',
-}  # fmt: skip
-
-
-def go_quote(s: str) -> str:
-    """Go's strconv.Quote / %q: printable runes kept, the rest escaped."""
-    out = ['"']
-    for ch in s:
-        if ch in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
 
 def go_string_slice(values: Iterable[str]) -> str:
     """Go's %#v of a []string, e.g. []string{"a", "b"}."""
