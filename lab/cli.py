@@ -85,21 +85,11 @@ def main(ctx: click.Context, scenarios: tuple[Path, ...], debug: bool) -> None:
 @lab_errors
 def list_cmd(as_json: bool) -> None:
     """List the scenarios."""
-    from lab.present import scenario_table
+    from lab.present import scenario_summaries, scenario_table
 
     good, bad = _catalog().scan()
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    sc.model.model_dump(
-                        include={"id", "title", "skills", "difficulty", "minutes", "weight"}
-                    )
-                    for sc in good
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(scenario_summaries(good), indent=2))
     else:
         click.echo(scenario_table(good))
     for err in bad:
@@ -274,8 +264,9 @@ def scenario_test(ids: tuple[str, ...]) -> None:
 def scenario_schema() -> None:
     """Print the JSON Schema of scenario.yaml (for editor completion)."""
     from lab.scenarios.model import Scenario
+    from lab.schema import json_schema
 
-    click.echo(json.dumps(Scenario.model_json_schema(by_alias=True), indent=2))
+    click.echo(json.dumps(json_schema(Scenario, "cks-lab scenario (v1)"), indent=2))
 
 
 @main.group()

@@ -7,12 +7,26 @@ from lab.scenarios.model import Task
 from lab.service import HintTaken, Opened
 
 
+def scenario_summaries(scenarios: list[LoadedScenario]) -> list[dict[str, object]]:
+    return [
+        {
+            "id": m.id,
+            "title": m.title,
+            "skills": list(m.skills),
+            "difficulty": m.difficulty,
+            "minutes": m.minutes,
+            "weight": m.weight,
+        }
+        for m in (sc.model for sc in scenarios)
+    ]
+
+
 def scenario_table(scenarios: list[LoadedScenario]) -> str:
-    rows = [("ID", "TITLE", "SKILL", "DIFFICULTY", "TIME", "POINTS")]
+    rows = [("ID", "TITLE", "SKILL", "DIFFICULTY", "TIME", "WEIGHT")]
     for sc in scenarios:
         m = sc.model
         rows.append(
-            (m.id, m.title, ",".join(m.skills), m.difficulty, f"{m.minutes}m", str(m.weight))
+            (m.id, m.title, ",".join(m.skills), m.difficulty, f"{m.minutes}m", f"{m.weight}%")
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -24,7 +38,7 @@ def briefing(op: Opened, created: bool) -> str:
     m = op.sc.model
     ws = op.ws.root
     lines = [
-        f"# {m.title}  ({m.id}; {m.difficulty}, about {m.minutes} minutes, {m.weight} points)",
+        f"# {m.title}  ({m.id}; {m.difficulty}, about {m.minutes} minutes, weight {m.weight}%)",
         "",
         m.briefing.strip(),
         "",

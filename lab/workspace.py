@@ -84,7 +84,7 @@ class Workspace:
         node_root = self.node_root(f.node)
         node_root.mkdir(parents=True, exist_ok=True)
         target = resolve_in_node(node_root, f.path)
-        atomic_write_bytes(target, sc.node_file_bytes(f), f.mode)
+        atomic_write_bytes(target, sc.node_file_bytes(f), f.file_mode)
         return target
 
     def backup(self, reason: str) -> Path | None:

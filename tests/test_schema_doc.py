@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from lab.cli import main
 from lab.grading.checks import REGISTRY
 from lab.scenarios.model import Scenario
+from lab.schema import record_keys
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCHEMA = DOCS / "scenario.schema.json"
@@ -50,15 +51,13 @@ def _check_section(doc: str, name: str) -> str:
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_check_type_is_documented(name: str) -> None:
     section = _check_section(_doc(), name)
-    for param in REGISTRY[name].params.model_fields:
+    for param in record_keys(REGISTRY[name].params):
         assert f"`{param}`" in section, (
             f"the section for check {name!r} does not describe its parameter `{param}`"
         )
 
 
-@pytest.mark.parametrize(
-    "field", [f.alias or name for name, f in Scenario.model_fields.items()]
-)
+@pytest.mark.parametrize("field", record_keys(Scenario))
 def test_every_top_level_field_is_documented(field: str) -> None:
     # A row of the top-level field table: | `field` | ...
     assert re.search(rf"^\| `{re.escape(field)}` \|", _doc(), re.M), (

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from lab.errors import LabError
 from lab.scenarios.model import NodeFile, Scenario
+from lab.schema import SchemaError, format_loc, load
 from lab.yamlsafe import Document, load_file, parse_all, read_bytes
 
 SCENARIO_FILE = "scenario.yaml"
@@ -65,26 +64,11 @@ def inside(root: Path, rel: str, source: str, item: str | None = None) -> Path:
     return target
 
 
-def _loc(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _model_errors(exc: ValidationError, doc: Document) -> list[LabError]:
-    errors = []
-    for err in exc.errors():
-        # pydantic adds the validator's name for unions/after-validators; drop
-        # the parts that are not keys of the document.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling; see docs/scenario-format.md)"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        errors.append(LabError(msg, file=doc.source, line=doc.line_of(loc), item=_loc(loc) or None))
-    return errors
+def _model_errors(exc: SchemaError, doc: Document) -> list[LabError]:
+    return [
+        LabError(msg, file=doc.source, line=doc.line_of(loc), item=format_loc(loc) or None)
+        for loc, msg in exc.errors
+    ]
 
 
 def _check_sources(sc: LoadedScenario, doc: Document) -> list[LabError]:
@@ -92,7 +76,7 @@ def _check_sources(sc: LoadedScenario, doc: Document) -> list[LabError]:
     errors: list[LabError] = []
 
     def need(rel: str, path: tuple[str | int, ...]) -> None:
-        item = _loc(path)
+        item = format_loc(path)
         try:
             p = inside(sc.root, rel, src, item)
             if not p.is_file():
@@ -166,8 +150,8 @@ def load_scenario(folder: Path) -> LoadedScenario:
     if not isinstance(doc.data, dict):
         raise ScenarioError([LabError("scenario.yaml must be a mapping", file=str(path), line=1)])
     try:
-        model = Scenario.model_validate(doc.data)
-    except ValidationError as exc:
+        model = load(Scenario, doc.data)
+    except SchemaError as exc:
         raise ScenarioError(_model_errors(exc, doc)) from None
     if model.id != folder.name:
         raise ScenarioError(

@@ -1,113 +1,123 @@
-"""Scenario format v1: the pydantic model authors write against.
+"""Scenario format v1: the records authors write in scenario.yaml.
 
-`cks-lab scenario schema` prints its JSON Schema for editor completion.
-Field names are snake_case; every model forbids unknown keys so a typo is an
-error with a place, not a silently ignored setting.
+`cks-lab scenario schema` prints the JSON Schema for editor completion; the
+reference is docs/scenario-format.md. Unknown keys are errors, so a typo is
+reported with its place instead of being silently ignored.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
+from dataclasses import field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from lab.schema import Loc, Meta, record
 
-ID_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+ID_RE = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 
+Id = Annotated[str, Meta(pattern=ID_RE, doc="lowercase letters, digits and '-'")]
 Skill = Literal["audit-logging", "falco", "apparmor", "seccomp", "runtime-hardening"]
 Domain = Literal["monitoring-logging-runtime-security", "system-hardening"]
 Difficulty = Literal["easy", "medium", "hard"]
-Stage = Literal["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
-Level = Literal["None", "Metadata", "Request", "RequestResponse"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Mode = Annotated[
+    int | str,
+    Meta(doc="octal file mode: 0600, or the string '0600' (a plain 600 is refused: it is decimal)"),
+]
 
 
 # --- cluster and setup ---------------------------------------------------
 
 
-class Node(Strict):
-    name: Annotated[str, Field(pattern=ID_RE)]
+@record
+class Node:
+    name: Id
     role: Literal["control-plane", "worker"] = "worker"
 
 
-class Cluster(Strict):
-    kind_config: str = Field(description="file name in kind-configs/ the kind backend uses")
-    nodes: list[Node] = Field(min_length=1)
+@record
+class Cluster:
+    kind_config: Annotated[
+        str, Meta(doc="kind cluster config: a file in the scenario folder, or one in kind-configs/")
+    ]
+    nodes: Annotated[list[Node], Meta(min_items=1)]
 
-    @model_validator(mode="after")
-    def _one_control_plane(self) -> Cluster:
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
         names = [n.name for n in self.nodes]
-        if len(set(names)) != len(names):
-            raise ValueError("node names must be unique")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                yield ("nodes", i, "name"), f"node {name!r} is defined twice"
         if not any(n.role == "control-plane" for n in self.nodes):
-            raise ValueError("the cluster needs a node with role control-plane")
-        return self
+            yield ("nodes",), "the cluster needs a node with role control-plane"
 
 
-class NodeFile(Strict):
-    """A file placed on a node: `source` is relative to the scenario folder."""
+def octal_mode(value: int | str) -> int | None:
+    """The mode as an int, or None when it is not written as octal."""
+    if isinstance(value, str):
+        digits = value.removeprefix("0o")
+        return int(digits, 8) if digits and set(digits) <= set("01234567") else None
+    # YAML reads 0600 as octal already; a plain 600 is decimal, almost surely a slip.
+    return value if 0 <= value <= 0o777 else None
+
+
+@record
+class NodeFile:
+    """A file placed on a node: from `source` (relative to the scenario folder) or `content`."""
 
     node: str
-    path: str = Field(description="absolute path on the node")
+    path: Annotated[str, Meta(doc="absolute path on the node")]
     source: str | None = None
     content: str | None = None
-    mode: Annotated[int, Field(ge=0, le=0o7777)] = Field(
-        0o644, description="file mode: 0600 or the string '0600' (octal)"
-    )
+    mode: Mode = 0o644
 
-    @field_validator("mode", mode="before")
-    @classmethod
-    def _octal(cls, v: Any) -> Any:
-        # YAML 1.1 reads 0600 as octal already; a quoted "0600"/"0o600" means octal too.
-        if isinstance(v, str):
-            try:
-                return int(v.removeprefix("0o"), 8)
-            except ValueError:
-                raise ValueError("mode must be octal digits, e.g. 0600") from None
-        return v
+    @property
+    def file_mode(self) -> int:
+        return octal_mode(self.mode) or 0o644
 
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError("must be an absolute path on the node")
-        if any(part == ".." for part in v.split("/")):
-            raise ValueError("must not contain '..'")
-        return v
-
-    @model_validator(mode="after")
-    def _one_source(self) -> NodeFile:
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
+        if not self.path.startswith("/"):
+            yield ("path",), "must be an absolute path on the node"
+        elif ".." in self.path.split("/"):
+            yield ("path",), "must not contain '..'"
         if (self.source is None) == (self.content is None):
-            raise ValueError("give exactly one of source or content")
-        return self
+            yield (), "give exactly one of source or content"
+        if octal_mode(self.mode) is None:
+            yield ("mode",), f"{self.mode!r} is not an octal mode; write 0600 or '0600'"
 
 
-class Setup(Strict):
-    manifests: list[str] = Field(default_factory=list, description="Kubernetes manifests to apply")
-    files: list[NodeFile] = Field(default_factory=list)
+@record
+class Setup:
+    manifests: Annotated[list[str], Meta(doc="Kubernetes manifests to apply")] = field(
+        default_factory=list
+    )
+    files: list[NodeFile] = field(default_factory=list)
 
 
 # --- attack ----------------------------------------------------------------
 
 
-class Effects(Strict):
+@record
+class Effects:
     """What a step does on a node, for the engines that replay it."""
 
-    processes: list[str] = Field(default_factory=list, description="command lines started")
-    reads: list[str] = Field(default_factory=list)
-    writes: list[str] = Field(default_factory=list)
-    connects: list[str] = Field(default_factory=list, description="host:port")
-    capabilities: list[str] = Field(default_factory=list)
+    processes: Annotated[list[str], Meta(doc="command lines started")] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    connects: Annotated[list[str], Meta(doc="host:port")] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
 
 
-class ApiRequest(Strict):
+@record
+class ApiRequest:
     """An API request as the audit checker sees it (request attributes)."""
 
-    user: str | None = Field(None, description="username; omit for an anonymous request")
-    groups: list[str] = Field(default_factory=list)
+    user: Annotated[
+        str | None,
+        Meta(
+            doc="username; omit only for a request whose authentication failed. Anonymous "
+            "requests are user system:anonymous in group system:unauthenticated"
+        ),
+    ] = None
+    groups: list[str] = field(default_factory=list)
     verb: str
     api_group: str = ""
     api_version: str = "v1"
@@ -115,111 +125,111 @@ class ApiRequest(Strict):
     subresource: str = ""
     namespace: str = ""
     name: str = ""
-    uri: str | None = Field(None, description="request URI; derived for resource requests")
-    body: dict[str, Any] | None = Field(None, description="request object, for create/update")
+    uri: Annotated[str | None, Meta(doc="request URI; derived for resource requests")] = None
+    body: Annotated[dict[str, Any] | None, Meta(doc="request object, for create/update/patch")] = (
+        None
+    )
     response_code: int = 200
 
-    @model_validator(mode="after")
-    def _shape(self) -> ApiRequest:
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
         if self.resource is None and self.uri is None:
-            raise ValueError("a non-resource request needs uri")
+            yield (), "a non-resource request needs uri"
         if self.resource is None and (self.subresource or self.namespace or self.name):
-            raise ValueError("subresource, namespace and name need resource")
+            yield (), "subresource, namespace and name need resource"
         if self.uri is not None and not self.uri.startswith("/"):
-            raise ValueError("uri must start with /")
-        return self
+            yield ("uri",), "must start with /"
 
 
-class ExecStep(Strict):
+@record
+class ExecStep:
     namespace: str
     pod: str
     container: str | None = None
-    command: list[str] = Field(min_length=1)
+    command: Annotated[list[str], Meta(min_items=1)]
     user: str = "kubernetes-admin"
-    groups: list[str] = Field(
+    groups: list[str] = field(
         default_factory=lambda: ["kubeadm:cluster-admins", "system:authenticated"]
     )
 
 
-class AttackStep(Strict):
-    id: Annotated[str, Field(pattern=ID_RE)]
+@record
+class AttackStep:
+    id: Id
     description: str
     api: ApiRequest | None = None
     exec: ExecStep | None = None
-    effects: Effects = Field(default_factory=Effects)
+    effects: Effects = field(default_factory=Effects)
 
-    @model_validator(mode="after")
-    def _one_action(self) -> AttackStep:
-        if sum(x is not None for x in (self.api, self.exec)) != 1:
-            raise ValueError("a step is exactly one of api or exec")
-        return self
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
+        if (self.api is None) == (self.exec is None):
+            yield (), "a step is exactly one of api or exec"
 
 
 # --- tasks and checks ---------------------------------------------------
 
 
-class Hint(Strict):
+@record
+class Hint:
     text: str
-    penalty: Annotated[int, Field(ge=0)] = 1
+    penalty: Annotated[int, Meta(ge=0, doc="points taken off the task")] = 1
 
 
-class Solution(Strict):
-    files: list[NodeFile] = Field(default_factory=list)
-    commands: list[str] = Field(default_factory=list, description="shown to the learner")
+@record
+class Solution:
+    files: list[NodeFile] = field(default_factory=list)
+    commands: Annotated[list[str], Meta(doc="shown to the learner")] = field(default_factory=list)
     notes: str = ""
 
 
-class Check(Strict):
-    """One typed check from the registry in lab.grading.checks; params are the rest."""
+@record(extra="params")
+class Check:
+    """One typed check from the registry (lab/grading/checks); its parameters are the other keys."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
     type: str
-    points: Annotated[int, Field(ge=0)] = 1
+    points: Annotated[int, Meta(ge=0)] = 1
+    params: dict[str, Any] = field(default_factory=dict)
 
 
-class Task(Strict):
-    id: Annotated[str, Field(pattern=ID_RE)]
+@record
+class Task:
+    id: Id
     title: str
-    statement: str = Field(description="Markdown")
-    hints: list[Hint] = Field(default_factory=list)
+    statement: Annotated[str, Meta(doc="Markdown")]
+    hints: list[Hint] = field(default_factory=list)
     solution: Solution
-    checks: list[Check] = Field(min_length=1)
+    checks: Annotated[list[Check], Meta(min_items=1)]
 
 
-class Scenario(Strict):
-    api_version: Literal["cks-lab/v1"] = Field(alias="apiVersion")
-    id: Annotated[str, Field(pattern=ID_RE)]
+@record
+class Scenario:
+    api_version: Annotated[Literal["cks-lab/v1"], Meta(alias="apiVersion")]
+    id: Id
     title: str
-    skills: list[Skill] = Field(min_length=1)
+    skills: Annotated[list[Skill], Meta(min_items=1)]
     domain: Domain
     difficulty: Difficulty
-    minutes: Annotated[int, Field(gt=0, le=240)] = Field(description="suggested time")
-    weight: Annotated[int, Field(gt=0, le=100)] = Field(description="points in an exam")
-    briefing: str = Field(description="Markdown shown when the scenario starts")
+    minutes: Annotated[int, Meta(ge=1, le=240, doc="suggested time")]
+    weight: Annotated[int, Meta(ge=1, le=100, doc="share of an exam, in percent")]
+    briefing: Annotated[str, Meta(doc="Markdown shown when the scenario starts")]
     cluster: Cluster
-    setup: Setup = Field(default_factory=Setup)
-    attack: list[AttackStep] = Field(min_length=1)
-    tasks: list[Task] = Field(min_length=1)
+    setup: Setup = field(default_factory=Setup)
+    attack: Annotated[list[AttackStep], Meta(min_items=1)]
+    tasks: Annotated[list[Task], Meta(min_items=1)]
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _references(self) -> Scenario:
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
         nodes = {n.name for n in self.cluster.nodes}
         for i, f in enumerate(self.setup.files):
             if f.node not in nodes:
-                raise ValueError(f"setup.files[{i}].node: no node named {f.node!r}")
-        ids = [s.id for s in self.attack]
-        if len(set(ids)) != len(ids):
-            raise ValueError("attack step ids must be unique")
-        tids = [t.id for t in self.tasks]
-        if len(set(tids)) != len(tids):
-            raise ValueError("task ids must be unique")
-        for t in self.tasks:
+                yield ("setup", "files", i, "node"), f"no node named {f.node!r}"
+        for i, s in enumerate(self.attack):
+            if s.id in [x.id for x in self.attack[:i]]:
+                yield ("attack", i, "id"), f"step id {s.id!r} is used twice"
+        for i, t in enumerate(self.tasks):
+            if t.id in [x.id for x in self.tasks[:i]]:
+                yield ("tasks", i, "id"), f"task id {t.id!r} is used twice"
             for j, f in enumerate(t.solution.files):
                 if f.node not in nodes:
-                    raise ValueError(f"task {t.id}: solution.files[{j}].node: no node {f.node!r}")
-        return self
+                    yield ("tasks", i, "solution", "files", j, "node"), f"no node named {f.node!r}"
 
     def step(self, step_id: str) -> AttackStep | None:
         return next((s for s in self.attack if s.id == step_id), None)
@@ -227,11 +237,3 @@ class Scenario(Strict):
     @property
     def control_plane(self) -> str:
         return next(n.name for n in self.cluster.nodes if n.role == "control-plane")
-
-    @property
-    def total_points(self) -> int:
-        return sum(c.points for t in self.tasks for c in t.checks)
-
-
-def slug_ok(value: str) -> bool:
-    return re.match(ID_RE, value) is not None

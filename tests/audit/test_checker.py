@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from audit_rules import rule_from
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,22 +23,6 @@ from lab.engines.audit.policy import GroupResources, Policy, PolicyRule, load_po
 
 TABLE = yaml.safe_load((Path(__file__).parent / "cases" / "checker.yaml").read_text())
 UP = TABLE["upstream"]
-
-
-def rule_from(d: dict[str, Any]) -> PolicyRule:
-    return PolicyRule(
-        level=d.get("level", ""),
-        users=tuple(d.get("users", ())),
-        user_groups=tuple(d.get("userGroups", ())),
-        verbs=tuple(d.get("verbs", ())),
-        resources=tuple(GroupResources(g.get("group", ""), tuple(g.get("resources", ())),
-                                       tuple(g.get("resourceNames", ())))
-                        for g in d.get("resources", ())),
-        namespaces=tuple(d.get("namespaces", ())),
-        non_resource_urls=tuple(d.get("nonResourceURLs", ())),
-        omit_stages=tuple(d.get("omitStages", ())),
-        omit_managed_fields=d.get("omitManagedFields"),
-    )
 
 
 def policy_from(d: dict[str, Any]) -> Policy:

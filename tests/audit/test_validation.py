@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from audit_rules import rule_from
 
 from lab.engines.audit.policy import GroupResources, Policy, PolicyRule
 from lab.engines.audit.validation import (
@@ -19,21 +20,6 @@ from lab.engines.audit.validation import (
 TABLE = yaml.safe_load((Path(__file__).parent / "cases" / "validation.yaml").read_text())
 CASES = [pytest.param(c, id=f"{section}: {c['name']}")
          for section in ("upstream", "lab") for c in TABLE[section]]
-
-
-def rule_from(d: dict[str, Any]) -> PolicyRule:
-    return PolicyRule(
-        level=d.get("level", ""),
-        users=tuple(d.get("users", ())),
-        user_groups=tuple(d.get("userGroups", ())),
-        verbs=tuple(d.get("verbs", ())),
-        resources=tuple(GroupResources(g.get("group", ""), tuple(g.get("resources", ())),
-                                       tuple(g.get("resourceNames", ())))
-                        for g in d.get("resources", ())),
-        namespaces=tuple(d.get("namespaces", ())),
-        non_resource_urls=tuple(d.get("nonResourceURLs", ())),
-        omit_stages=tuple(d.get("omitStages", ())),
-    )
 
 
 @pytest.mark.parametrize("case", CASES)

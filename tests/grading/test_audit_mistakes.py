@@ -22,7 +22,7 @@ def _find(sc: Any, result: Any, spec: dict[str, Any]) -> Any:
     found = []
     for t_model, t_res in zip(sc.model.tasks, result.tasks, strict=True):
         for c_model, c_res in zip(t_model.checks, t_res.checks, strict=True):
-            params = c_model.model_dump()
+            params = {"type": c_model.type, **c_model.params}
             if all(params.get(k) == v for k, v in spec.items()):
                 found.append(c_res)
     assert found, f"case is stale: no check matches {spec}"

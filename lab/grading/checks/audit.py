@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from pydantic import field_validator
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from lab.engines.audit.checker import evaluate
 from lab.engines.audit.policy import Policy, PolicyError, PolicyRule, load_policy
 from lab.evidence import AuditEvidence, MountInfo
 from lab.grading.checks.base import Context, Outcome, Params, register
 from lab.scenarios.requests import ApiCall, api_call
+from lab.schema import record
 
 STAGE_ORDER = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
+Stage = Literal["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
 
 
 def _audit(ctx: Context) -> AuditEvidence:
@@ -36,6 +37,7 @@ def _flag_name(v: str) -> str:
 # --- apiserver_running -------------------------------------------------------
 
 
+@record
 class NoParams(Params):
     pass
 
@@ -51,34 +53,35 @@ def apiserver_running(p: NoParams, ctx: Context) -> Outcome:
 # --- apiserver_flag ----------------------------------------------------------
 
 
+@record
 class FlagParams(Params):
-    flag: str
+    flag: str  # with or without the leading dashes
     value: str | None = None
 
-    @field_validator("flag")
-    @classmethod
-    def _dashes(cls, v: str) -> str:
-        return _flag_name(v)
+    @property
+    def name(self) -> str:
+        return _flag_name(self.flag)
 
 
 def _flag_title(p: FlagParams) -> str:
-    return f"kube-apiserver runs with {p.flag}" + (f"={p.value}" if p.value is not None else "")
+    return f"kube-apiserver runs with {p.name}" + (f"={p.value}" if p.value is not None else "")
 
 
 @register("apiserver_flag", FlagParams, _flag_title)
 def apiserver_flag(p: FlagParams, ctx: Context) -> Outcome:
     flags = _audit(ctx).apiserver.flags
-    if p.flag not in flags:
-        return Outcome(False, f"{p.flag} is not set in the kube-apiserver command")
-    got = flags[p.flag]
+    if p.name not in flags:
+        return Outcome(False, f"{p.name} is not set in the kube-apiserver command")
+    got = flags[p.name]
     if p.value is not None and got != p.value:
-        return Outcome(False, f"{p.flag} is {got!r}; the task wants {p.value!r}")
-    return Outcome(True, f"{p.flag}={got}")
+        return Outcome(False, f"{p.name} is {got!r}; the task wants {p.value!r}")
+    return Outcome(True, f"{p.name}={got}")
 
 
 # --- apiserver_mount ---------------------------------------------------------
 
 
+@record
 class MountParams(Params):
     path: str  # path inside the apiserver container that must come from the node
     host_path: str | None = None  # where on the node (default: the same path)
@@ -177,7 +180,7 @@ def _policy(ev: AuditEvidence) -> Policy | None:
         return None
 
 
-def _list(values: tuple[str, ...] | list[str]) -> str:
+def _list(values: Sequence[str]) -> str:
     return "[" + ", ".join(values) + "]"
 
 
@@ -225,25 +228,11 @@ def _why_level(ev: AuditEvidence, call: ApiCall) -> str:
     )
 
 
+@record
 class LoggedParams(Params):
     step: str
-    level: str
-    stages: list[str] | None = None  # exact set of stages expected (None: any)
-
-    @field_validator("level")
-    @classmethod
-    def _level(cls, v: str) -> str:
-        if v not in ("Metadata", "Request", "RequestResponse"):
-            raise ValueError("level must be Metadata, Request or RequestResponse")
-        return v
-
-    @field_validator("stages")
-    @classmethod
-    def _stages(cls, v: list[str] | None) -> list[str] | None:
-        for s in v or []:
-            if s not in STAGE_ORDER:
-                raise ValueError(f"unknown stage {s!r}")
-        return v
+    level: Literal["Metadata", "Request", "RequestResponse"]
+    stages: list[Stage] | None = None  # exact set of stages expected (None: any)
 
 
 def _call(ctx: Context, step: str) -> ApiCall:
@@ -303,6 +292,7 @@ def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
     return Outcome(True, f"{what} was logged at {p.level}, stages {_list(stages)}")
 
 
+@record
 class NotLoggedParams(Params):
     step: str
 

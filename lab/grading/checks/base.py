@@ -9,15 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from lab.errors import LabError
 from lab.evidence import Evidence
 from lab.scenarios.model import Check, Scenario
+from lab.schema import SchemaError, format_loc, load
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Params:
+    """Base of check parameter records (declare them with lab.schema.record)."""
 
 
 P = TypeVar("P", bound=Params)
@@ -71,13 +70,10 @@ def parse_params(check: Check) -> tuple[CheckType[Params], Params]:
     if ctype is None:
         known = ", ".join(sorted(REGISTRY))
         raise LabError(f"unknown check type {check.type!r} (known: {known})", item="type")
-    raw = check.model_dump(exclude={"type", "points"})
     try:
-        return ctype, ctype.params.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
+        return ctype, load(ctype.params, check.params)
+    except SchemaError as exc:
+        loc, msg = exc.errors[0]
+        if msg == "unknown field":
             msg = f"unknown parameter for check {check.type!r}"
-        raise LabError(msg, item=loc or None) from None
+        raise LabError(msg, item=format_loc(loc) or None) from None
