@@ -21,6 +21,12 @@ WS = click.option(
     type=click.Path(path_type=Path, file_okay=False),
     help="Workspace folder (default: the current scenario's).",
 )
+GRADE_WS = click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Workspace or submission folder (default: grade the untouched scenario).",
+)
 
 
 class Fail(click.ClickException):
@@ -181,7 +187,7 @@ def reset(workspace: Path | None, yes: bool) -> None:
 
 @main.command()
 @click.argument("scenario_id")
-@WS
+@GRADE_WS
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--junit", "junit_out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="Only the exit status and report files.")
@@ -193,9 +199,11 @@ def grade(
     junit_out: Path | None,
     quiet: bool,
 ) -> None:
-    """Grade a workspace headlessly (CI): exit 0 all pass, 1 some fail, 2 error.
+    """Grade headlessly (CI): exit 0 all pass, 1 some fail, 2 error.
 
-    The workspace (or a submission folder holding nodes/<node>/...) is not changed.
+    --workspace is a workspace or a submission folder holding nodes/<node>/...,
+    laid over the scenario's starting files; it is not changed. Without it the
+    untouched scenario is graded.
     """
     from lab import service
     from lab.grading.report_json import render_json
@@ -239,14 +247,14 @@ def scenario_validate(paths: tuple[Path, ...]) -> None:
 
 
 @scenario.command("test")
-@click.argument("ids", nargs=-1)
+@click.argument("ids", nargs=-1, metavar="[ID|DIR]...")
 @lab_errors
 def scenario_test(ids: tuple[str, ...]) -> None:
     """Self-test: the solution passes every check; the untouched state fails every task."""
     from lab import service
 
     cat = _catalog()
-    scs = [cat.get(i) for i in ids] if ids else cat.scan()[0]
+    scs = [service.find_scenario(cat, i) for i in ids] if ids else cat.scan()[0]
     failed = 0
     for sc in scs:
         t = service.self_test(sc)

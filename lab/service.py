@@ -69,6 +69,22 @@ def current_workspace() -> Path:
 # --- scenario lifecycle ---------------------------------------------------------
 
 
+def validated(sc: LoadedScenario) -> LoadedScenario:
+    """The scenario, once its checks and references are known to be sound."""
+    errors = validate_checks(sc)
+    if errors:
+        raise ScenarioError(errors)
+    return sc
+
+
+def find_scenario(catalog: Catalog, ref: str) -> LoadedScenario:
+    """A scenario by id, or by the path of its folder (an author's own)."""
+    folder = Path(ref)
+    if (folder / "scenario.yaml").is_file():
+        return validated(load_scenario(folder))
+    return validated(catalog.get(ref))
+
+
 @dataclass
 class Opened:
     ws: Workspace
@@ -85,7 +101,7 @@ def start(
     progress: Progress = no_progress,
 ) -> tuple[Opened, bool]:
     """Start (or resume) a scenario; returns the workspace and whether it was created."""
-    sc = catalog.get(scenario_id)
+    sc = find_scenario(catalog, scenario_id)
     root = workspace or default_workspace(sc.id)
     if is_workspace(root):
         ws = open_workspace(root)
@@ -115,7 +131,7 @@ def open_scenario(catalog: Catalog, workspace: Path | None = None) -> Opened:
         sc = catalog.get(ws.scenario_id)
     if sc.id != ws.scenario_id:
         sc = catalog.get(ws.scenario_id)
-    return Opened(ws, sc)
+    return Opened(ws, validated(sc))
 
 
 def hint_penalties(op: Opened) -> dict[str, int]:
@@ -229,16 +245,19 @@ def grade_workspace(catalog: Catalog, scenario_id: str, workspace: Path | None) 
 
     With no workspace the scenario is graded in its untouched state.
     """
-    sc = catalog.get(scenario_id)
+    sc = find_scenario(catalog, scenario_id)
+    penalties: dict[str, int] = {}
     if workspace is not None and is_workspace(workspace):
-        owner = open_workspace(workspace).scenario_id
-        if owner != sc.id:
+        op = Opened(open_workspace(workspace), sc)
+        if op.ws.scenario_id != sc.id:
             raise LabError(
-                f"workspace belongs to scenario {owner!r}, not {sc.id!r}", file=str(workspace)
+                f"workspace belongs to scenario {op.ws.scenario_id!r}, not {sc.id!r}",
+                file=str(workspace),
             )
+        penalties = hint_penalties(op)  # hints taken in that workspace still cost
     with _scratch_copy(workspace, sc) as ws:
         evidence = SimBackend().run_attack(sc, ws)
-        return grade(sc.model, evidence)
+        return grade(sc.model, evidence, penalties)
 
 
 def validate_folder(folder: Path) -> tuple[LoadedScenario | None, list[LabError]]:
@@ -276,9 +295,7 @@ class SelfTest:
 
 def self_test(sc: LoadedScenario) -> SelfTest:
     """The untouched state must fail every task; the reference solution must pass all."""
-    errors = validate_checks(sc)
-    if errors:
-        raise ScenarioError(errors)
+    validated(sc)
     backend = SimBackend()
     with tempfile.TemporaryDirectory(prefix="cks-lab-selftest-") as tmp:
         ws = create_workspace(Path(tmp) / "untouched", sc, "sim")

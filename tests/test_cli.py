@@ -222,3 +222,43 @@ def test_audit_eval_bad_line_is_located(tmp_path: Path) -> None:
     reqs.write_text('{"verb": "get", "requestURI": "/x"}\nnot json\n')
     code, _, err = run("audit", "eval", "-p", str(good), str(reqs))
     assert code == 2 and f"{reqs}:2" in err
+
+
+def _own_scenario(tmp_path: Path) -> Path:
+    """An author's copy of a bundled scenario, outside the lab, with its own kind config."""
+    own = tmp_path / "authoring" / "audit-enable-logging"
+    shutil.copytree(bundled_scenarios_dir() / "audit-enable-logging", own)
+    (own / "kind.yaml").write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
+    spec = own / "scenario.yaml"
+    spec.write_text(spec.read_text().replace("kind_config: audit.yaml", "kind_config: kind.yaml"))
+    return own
+
+
+def test_author_tests_a_scenario_folder_by_path(tmp_path: Path) -> None:
+    own = _own_scenario(tmp_path)
+    code, out, _ = run("scenario", "test", str(own))
+    assert code == 0 and "ok   audit-enable-logging" in out
+    code, out, _ = run("scenario", "validate", str(own))
+    assert code == 0
+
+
+def test_a_broken_check_stops_start_with_its_place(tmp_path: Path) -> None:
+    own = _own_scenario(tmp_path)
+    spec = own / "scenario.yaml"
+    spec.write_text(spec.read_text().replace("writable: true", "writeable: true"))
+    code, _, err = run("start", str(own), "-w", str(tmp_path / "ws"))
+    assert code == 2
+    assert f"{spec}:116: tasks[0].checks[3].writeable: unknown parameter" in err
+    assert not (tmp_path / "ws").exists()
+
+
+def test_grade_counts_hints_taken_in_the_workspace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    run("start", "audit-enable-logging", "-w", str(ws))
+    run("hint", "retention", "-w", str(ws))
+    run("solution", "--apply", "-y", "-w", str(ws))
+    code, out, _ = run(
+        "grade", "audit-enable-logging", "-w", str(ws), "--json", str(tmp_path / "r.json")
+    )
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["points"] == 13 and report["max_points"] == 14

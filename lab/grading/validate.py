@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lab.errors import LabError
 from lab.grading.checks import REGISTRY, parse_params
 from lab.paths import kind_configs_dir
-from lab.scenarios.loader import LoadedScenario
+from lab.scenarios.loader import LoadedScenario, inside
 from lab.scenarios.requests import api_call
+
+
+def kind_config_path(sc: LoadedScenario) -> Path:
+    """The scenario's own kind config if it ships one, else the bundled one."""
+    cfg = sc.model.cluster.kind_config
+    try:
+        own = inside(sc.root, cfg, str(sc.root))
+        if own.is_file():
+            return own
+    except LabError:
+        pass
+    return kind_configs_dir() / Path(cfg).name
 
 
 def validate_checks(sc: LoadedScenario) -> list[LabError]:
@@ -17,10 +31,10 @@ def validate_checks(sc: LoadedScenario) -> list[LabError]:
     steps = ", ".join(s.id for s in m.attack)
 
     cfg = m.cluster.kind_config
-    if "/" in cfg or not (kind_configs_dir() / cfg).is_file():
+    if not kind_config_path(sc).is_file():
         errors.append(
             LabError(
-                f"kind config {cfg!r} is not in kind-configs/",
+                f"kind config {cfg!r} is neither in the scenario folder nor in kind-configs/",
                 file=src,
                 line=doc.line_of(("cluster", "kind_config")),
                 item="cluster.kind_config",
