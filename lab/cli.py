@@ -307,9 +307,7 @@ def audit_eval(policy: Path, requests: Any) -> None:
     """Evaluate requests (JSON lines shaped like audit Events) against a policy."""
     from lab.engines.audit.checker import compile_policy
     from lab.engines.audit.policy import load_policy_file
-    from lab.engines.audit.tools import eval_lines
+    from lab.engines.audit.tools import eval_jsonl
 
     compiled = compile_policy(load_policy_file(policy))
-    out = sys.stdout
-    for result in eval_lines(compiled, requests, getattr(requests, "name", "-")):
-        out.write(json.dumps(result, separators=(",", ":")) + "\n")
+    sys.stdout.writelines(eval_jsonl(compiled, requests, getattr(requests, "name", "-")))

@@ -156,3 +156,31 @@ def test_validate_file_warns_about_ignored_fields(tmp_path: Path) -> None:
     errors, warnings = validate_file(typo)
     assert errors == []
     assert warnings == [f'{typo}: unknown field "rules[0].resource" (ignored by kube-apiserver)']
+
+
+def test_memoised_evaluation_matches_direct_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lab.engines.audit.tools as tools
+    from lab.engines.audit.checker import evaluate
+
+    policy = load_policy(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+        "- level: None\n  users: [alice]\n"
+        "- level: Request\n  namespaces: [prod]\n"
+        "- level: Metadata\n  nonResourceURLs: [/healthz*]\n",
+        "p.yaml",
+    )
+    events = []
+    for user in ("alice", "bob", None):
+        for ns in ("prod", "dev"):
+            ev: dict[str, Any] = {"verb": "get", "requestURI": "/api/v1/pods",
+                                  "objectRef": {"resource": "pods", "namespace": ns}}
+            if user:
+                ev["user"] = {"username": user, "groups": ["g"]}
+            events.append(ev)
+    events.append({"verb": "get", "requestURI": "/healthz?verbose"})
+    lines = [json.dumps(e) for e in events * 3]
+    want = [evaluate(policy, attributes_from_event(e)).rule_index for e in events * 3]
+    monkeypatch.setattr(tools, "_MEMO_SIZE", 2)  # force the memo to overflow and clear
+    assert [r["rule"] for r in eval_lines(policy, lines)] == want
+    text = "".join(tools.eval_jsonl(policy, lines, batch=4))
+    assert [json.loads(x)["rule"] for x in text.splitlines()] == want

@@ -10,6 +10,7 @@ from typing import Any
 from lab.engines.audit.checker import (
     CompiledPolicy,
     RequestAttributes,
+    RuleEvaluation,
     UserInfo,
     compile_policy,
 )
@@ -31,13 +32,8 @@ def _kind(value: Any) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
-def _string(obj: dict[str, Any], key: str, item: str, default: str = "") -> str:
-    value = obj.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise LabError(f"must be a string, got {_kind(value)}", item=item)
-    return value
+def _bad(value: Any, item: str, want: str = "a string") -> LabError:
+    return LabError(f"must be {want}, got {_kind(value)}", item=item)
 
 
 def attributes_from_event(obj: dict[str, Any]) -> RequestAttributes:
@@ -46,44 +42,79 @@ def attributes_from_event(obj: dict[str, Any]) -> RequestAttributes:
     No ``user`` means unauthenticated; no ``objectRef`` means a non-resource request
     whose path is ``requestURI`` without its query string.
     """
-    if not isinstance(obj, dict):
+    return _attributes(_request_fields(obj))
+
+
+# (username, groups, verb, path, is_resource_request, apiGroup, apiVersion,
+#  resource, subresource, namespace, name); username None = unauthenticated.
+_Fields = tuple[Any, ...]
+
+
+def _attributes(f: _Fields) -> RequestAttributes:
+    user = None if f[0] is None else UserInfo(f[0], f[1])
+    return RequestAttributes(user, *f[2:])
+
+
+def _request_fields(obj: dict[str, Any]) -> _Fields:
+    """The request attributes as a plain tuple: hashable, and cheap to build."""
+    # Plain `type(x) is str` checks: this runs once per line of a large log.
+    if type(obj) is not dict:
         raise LabError(f"expected a JSON object shaped like an audit Event, got {_kind(obj)}",
                        item="event")
     if "verb" not in obj:
         raise LabError("missing: every audit Event has a verb", item="verb")
-    verb = _string(obj, "verb", "verb")
-    user = None
+    verb = obj["verb"]
+    if type(verb) is not str:
+        raise _bad(verb, "verb")
+    uri = obj.get("requestURI")
+    if type(uri) is not str:
+        if uri is not None:
+            raise _bad(uri, "requestURI")
+        uri = ""
+    name = None
+    groups: Any = ()
     raw_user = obj.get("user")
     if raw_user is not None:
-        if not isinstance(raw_user, dict):
-            raise LabError(f"must be an object, got {_kind(raw_user)}", item="user")
-        groups = raw_user.get("groups") or []
-        if not isinstance(groups, list):
-            raise LabError(f"must be an array of strings, got {_kind(groups)}",
-                           item="user.groups")
+        if type(raw_user) is not dict:
+            raise _bad(raw_user, "user", "an object")
+        name = raw_user.get("username")
+        if type(name) is not str:
+            if name is not None:
+                raise _bad(name, "user.username")
+            name = ""
+        groups = raw_user.get("groups")
+        if type(groups) is not list:
+            if groups is not None:
+                raise _bad(groups, "user.groups", "an array of strings")
+            groups = []
         for i, group in enumerate(groups):
-            if not isinstance(group, str):
-                raise LabError(f"must be a string, got {_kind(group)}", item=f"user.groups[{i}]")
-        user = UserInfo(_string(raw_user, "username", "user.username"), tuple(groups))
-    uri = _string(obj, "requestURI", "requestURI")
-    path = uri.split("?", 1)[0]
+            if type(group) is not str:
+                raise _bad(group, f"user.groups[{i}]")
+        groups = tuple(groups)
+    path = uri.partition("?")[0]
     ref = obj.get("objectRef")
     if ref is None:
         if "requestURI" not in obj:
             raise LabError("missing: a non-resource request (no objectRef) needs its URI",
                            item="requestURI")
-        return RequestAttributes(user, verb, path, False, api_version="")
-    if not isinstance(ref, dict):
-        raise LabError(f"must be an object, got {_kind(ref)}", item="objectRef")
-    f = {k: _string(ref, k, f"objectRef.{k}") for k in _OBJECT_REF_FIELDS}
-    return RequestAttributes(user, verb, path, True, f["apiGroup"], f["apiVersion"],
-                             f["resource"], f["subresource"], f["namespace"], f["name"])
+        return (name, groups, verb, path, False, "", "", "", "", "", "")
+    if type(ref) is not dict:
+        raise _bad(ref, "objectRef", "an object")
+    f = [ref.get(k) for k in _OBJECT_REF_FIELDS]
+    for i, value in enumerate(f):
+        if type(value) is not str:
+            if value is not None:
+                raise _bad(value, f"objectRef.{_OBJECT_REF_FIELDS[i]}")
+            f[i] = ""
+    return (name, groups, verb, path, True, *f)
 
 
-def eval_lines(policy: Policy | CompiledPolicy, lines: Iterable[str],
-               source: str = "<stdin>") -> Iterator[dict[str, Any]]:
-    """Evaluate one JSON event per line; yields level, omitStages, omitManagedFields, rule."""
+def _evaluations(policy: Policy | CompiledPolicy, lines: Iterable[str],
+                 source: str) -> Iterator[RuleEvaluation]:
     compiled = policy if isinstance(policy, CompiledPolicy) else compile_policy(policy)
+    # Logs repeat the same requests over and over (controllers polling); the
+    # decision is a pure function of the attributes, so remember it.
+    memo: dict[_Fields, RuleEvaluation] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -93,16 +124,34 @@ def eval_lines(policy: Policy | CompiledPolicy, lines: Iterable[str],
             msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             raise LabError(f"not valid JSON: {msg}", file=source, line=number) from None
         try:
-            attrs = attributes_from_event(obj)
+            key = _request_fields(obj)
         except LabError as exc:
             raise LabError(exc.message, file=source, line=number, item=exc.item) from None
-        result = compiled.evaluate(attrs)
-        yield {
-            "level": result.level,
-            "omitStages": list(result.omit_stages),
-            "omitManagedFields": result.omit_managed_fields,
-            "rule": result.rule_index,
-        }
+        result = memo.get(key)
+        if result is None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            result = memo[key] = compiled.evaluate(_attributes(key))
+        yield result
+
+
+_MEMO_SIZE = 65536
+
+
+def _as_dict(result: RuleEvaluation) -> dict[str, Any]:
+    return {
+        "level": result.level,
+        "omitStages": list(result.omit_stages),
+        "omitManagedFields": result.omit_managed_fields,
+        "rule": result.rule_index,
+    }
+
+
+def eval_lines(policy: Policy | CompiledPolicy, lines: Iterable[str],
+               source: str = "<stdin>") -> Iterator[dict[str, Any]]:
+    """Evaluate one JSON event per line; yields level, omitStages, omitManagedFields, rule."""
+    for result in _evaluations(policy, lines, source):
+        yield _as_dict(result)
 
 
 def validate_file(path: str | PathLike[str]) -> tuple[list[str], list[str]]:
@@ -120,3 +169,25 @@ def validate_file(path: str | PathLike[str]) -> tuple[list[str], list[str]]:
             for err, line in zip(exc.errors, exc.lines, strict=True)
         ], []
     return [], [f"{policy.source}: {w} (ignored by kube-apiserver)" for w in policy.warnings]
+
+
+def eval_jsonl(policy: Policy | CompiledPolicy, lines: Iterable[str],
+               source: str = "<stdin>", batch: int = 2048) -> Iterator[str]:
+    """eval_lines as JSON text, in chunks of up to `batch` lines.
+
+    A result depends only on the rule that matched, so each distinct one is
+    serialised once; chunks keep writes few even on an unbuffered stdout.
+    """
+    cache: dict[int | None, str] = {}
+    chunk: list[str] = []
+    for result in _evaluations(policy, lines, source):
+        out = cache.get(result.rule_index)
+        if out is None:
+            out = json.dumps(_as_dict(result), separators=(",", ":")) + "\n"
+            cache[result.rule_index] = out
+        chunk.append(out)
+        if len(chunk) >= batch:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)
