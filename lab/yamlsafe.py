@@ -40,8 +40,27 @@ class Document:
         return self.lines.get((), None)
 
 
+# Real files nest a dozen levels; the composer and our walkers recurse per level.
+MAX_DEPTH = 100
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _TooDeep(mark.line + 1)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
 
 
 def _check_text(raw: bytes, source: str, limit: int) -> str:
@@ -107,6 +126,10 @@ def _compose(text: str, source: str) -> list[yaml.Node]:
                 )
             nodes.append(node)
         return nodes
+    except _TooDeep as exc:
+        raise LabError(
+            f"nesting deeper than {MAX_DEPTH} levels; refusing it", file=source, line=exc.line
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
