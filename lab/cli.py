@@ -254,8 +254,14 @@ def scenario_test(ids: tuple[str, ...]) -> None:
     from lab import service
 
     cat = _catalog()
-    scs = [service.find_scenario(cat, i) for i in ids] if ids else cat.scan()[0]
     failed = 0
+    if ids:
+        scs = [service.find_scenario(cat, i) for i in ids]
+    else:
+        scs, broken = cat.scan()
+        for err in broken:
+            click.echo(f"FAIL {err}")
+        failed += len(broken)
     for sc in scs:
         t = service.self_test(sc)
         click.echo(

@@ -44,7 +44,9 @@ class Document:
 MAX_DEPTH = 100
 
 
-class _Loader(yaml.SafeLoader):
+class DepthLimitedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting past MAX_DEPTH (NestingTooDeep)."""
+
     _depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
@@ -52,15 +54,19 @@ class _Loader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
-                raise _TooDeep(mark.line + 1)
+                raise NestingTooDeep(mark.line + 1)
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1
 
 
-class _TooDeep(Exception):
+class NestingTooDeep(Exception):
     def __init__(self, line: int) -> None:
+        super().__init__(f"nesting deeper than {MAX_DEPTH} levels")
         self.line = line
+
+
+_Loader = DepthLimitedLoader
 
 
 def _check_text(raw: bytes, source: str, limit: int) -> str:
@@ -126,7 +132,7 @@ def _compose(text: str, source: str) -> list[yaml.Node]:
                 )
             nodes.append(node)
         return nodes
-    except _TooDeep as exc:
+    except NestingTooDeep as exc:
         raise LabError(
             f"nesting deeper than {MAX_DEPTH} levels; refusing it", file=source, line=exc.line
         ) from None

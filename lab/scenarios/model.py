@@ -71,7 +71,8 @@ class NodeFile:
 
     @property
     def file_mode(self) -> int:
-        return octal_mode(self.mode) or 0o644
+        mode = octal_mode(self.mode)
+        return 0o644 if mode is None else mode
 
     def _problems(self) -> Iterable[tuple[Loc, str]]:
         if not self.path.startswith("/"):

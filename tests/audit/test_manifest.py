@@ -476,3 +476,22 @@ def test_alias_bomb_is_refused(tmp_path: Path) -> None:
     state = analyse_apiserver(build_node(tmp_path, {"raw": "\n".join(rows) + "\n"}))
     assert not state.running
     assert "excessive aliasing" in (state.error or "")
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("a: " + "[" * 5000 + "]" * 5000, "nesting deeper than 100 levels"),
+        ("\x00\x01binary", "unacceptable character #x0000"),
+    ],
+    ids=["deep nesting", "binary"],
+)
+def test_hostile_manifest_is_a_kubelet_error_not_a_crash(
+    tmp_path: Path, content: str, says: str
+) -> None:
+    manifest = tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(content)
+    state = analyse_apiserver(tmp_path)
+    assert not state.running
+    assert state.error is not None and "couldn't parse as pod" in state.error and says in state.error

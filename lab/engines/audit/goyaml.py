@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from lab.yamlsafe import DepthLimitedLoader, NestingTooDeep
+
 _ALIAS_RE = re.compile(r"(?:^|[\s\[{,])\*[^\s,\]}]+")
 _MAX_NODES = 200_000  # a kubeadm manifest has a few hundred
 
@@ -47,13 +49,18 @@ def load_document(text: str) -> tuple[Any, Lines]:
     # A billion-laughs manifest would blow up on construction; real ones use no aliases.
     if len(_ALIAS_RE.findall(text)) > 100:
         raise GoYAMLError("yaml: document contains excessive aliasing", None)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = DepthLimitedLoader(text)  # the reader refuses control characters here
+    except yaml.YAMLError as exc:
+        raise _go_yaml_error(exc) from None
     try:
         # go-yaml's Unmarshal decodes the first document and ignores the rest.
         node = loader.get_node() if loader.check_node() else None
         if node is None:
             return None, lines
         return _construct(node, loader, lines, ()), lines
+    except NestingTooDeep as exc:
+        raise GoYAMLError(f"yaml: {exc} (refused by the lab)", exc.line) from None
     except yaml.YAMLError as exc:
         raise _go_yaml_error(exc) from None
     finally:
