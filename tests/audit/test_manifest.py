@@ -494,4 +494,5 @@ def test_hostile_manifest_is_a_kubelet_error_not_a_crash(
     manifest.write_text(content)
     state = analyse_apiserver(tmp_path)
     assert not state.running
-    assert state.error is not None and "couldn't parse as pod" in state.error and says in state.error
+    assert state.error is not None and "couldn't parse as pod" in state.error
+    assert says in state.error
