@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -65,6 +66,10 @@ def _catalog() -> Any:
     return Catalog.default(ctx.find_root().params.get("scenarios") or ())
 
 
+def _width() -> int:
+    return shutil.get_terminal_size((100, 24)).columns
+
+
 def _progress(message: str) -> None:
     click.echo(f"… {message}", err=True)
 
@@ -97,7 +102,7 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(scenario_summaries(good), indent=2))
     else:
-        click.echo(scenario_table(good))
+        click.echo(scenario_table(good, _width()))
     for err in bad:
         click.echo(f"cks-lab: warning: skipped a broken scenario: {err}", err=True)
 
@@ -135,7 +140,7 @@ def check(workspace: Path | None, json_out: Path | None) -> None:
 
     op = service.open_scenario(_catalog(), workspace)
     result = service.check(op, progress=_progress)
-    click.echo(render_text(result, color=sys.stdout.isatty()))
+    click.echo(render_text(result, color=sys.stdout.isatty(), width=_width()))
     if json_out:
         json_out.write_text(render_json([result]))
     sys.exit(0 if result.passed else 1)
@@ -216,7 +221,7 @@ def grade(
     if junit_out:
         junit_out.write_text(render_junit([result]))
     if not quiet:
-        click.echo(render_text(result))
+        click.echo(render_text(result, width=_width()))
     sys.exit(0 if result.passed else 1)
 
 

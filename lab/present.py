@@ -21,17 +21,22 @@ def scenario_summaries(scenarios: list[LoadedScenario]) -> list[dict[str, object
     ]
 
 
-def scenario_table(scenarios: list[LoadedScenario]) -> str:
-    rows = [("ID", "TITLE", "SKILL", "DIFFICULTY", "TIME", "WEIGHT")]
+def scenario_table(scenarios: list[LoadedScenario], width: int = 80) -> str:
+    """One line per scenario; the title goes last and is cut to fit `width`."""
+    rows = [("ID", "SKILL", "LEVEL", "TIME", "WEIGHT", "TITLE")]
     for sc in scenarios:
         m = sc.model
         rows.append(
-            (m.id, m.title, ",".join(m.skills), m.difficulty, f"{m.minutes}m", f"{m.weight}%")
+            (m.id, ",".join(m.skills), m.difficulty, f"{m.minutes}m", f"{m.weight}%", m.title)
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        head = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  "
+        room = max(10, width - len(head))
+        title = r[-1] if len(r[-1]) <= room else r[-1][: room - 1] + "…"
+        lines.append(head + title)
+    return "\n".join(lines)
 
 
 def briefing(op: Opened, created: bool) -> str:

@@ -29,6 +29,7 @@ def grade(
                     points=check.points if outcome.passed else 0,
                     max_points=check.points,
                     explanation=outcome.explanation,
+                    cause=outcome.cause,
                 )
             )
         tasks.append(TaskResult(task.id, task.title, results, penalties.get(task.id, 0)))

@@ -27,8 +27,8 @@ def render_junit(results: list[ScenarioResult]) -> str:
                 suite, "testcase", classname=f"{r.scenario}.{task.id}", name=c.title
             )
             if not c.passed:
-                failure = ET.SubElement(case, "failure", message=c.explanation, type=c.type)
-                failure.text = c.explanation
+                failure = ET.SubElement(case, "failure", message=c.full_explanation, type=c.type)
+                failure.text = c.full_explanation
         total += len(checks)
         failures += fails
     suites.set("tests", str(total))

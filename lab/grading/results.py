@@ -14,6 +14,11 @@ class CheckResult:
     points: int  # points earned (0 when failed)
     max_points: int
     explanation: str  # why it passed or failed, something a learner can act on
+    cause: str | None = None  # a root cause shared with other checks (shown once)
+
+    @property
+    def full_explanation(self) -> str:
+        return f"{self.explanation}: {self.cause}" if self.cause else self.explanation
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,16 @@ class ScenarioResult:
     @property
     def passed(self) -> bool:
         return all(t.passed for t in self.tasks)
+
+    @property
+    def causes(self) -> list[str]:
+        """The distinct root causes of failed checks, in order."""
+        seen: dict[str, None] = {}
+        for t in self.tasks:
+            for c in t.checks:
+                if c.cause and not c.passed:
+                    seen.setdefault(c.cause)
+        return list(seen)
 
     @property
     def points(self) -> int:

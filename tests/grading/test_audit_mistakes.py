@@ -52,6 +52,6 @@ def test_mistake(case: dict[str, Any], tmp_path: Path) -> None:
         check = _find(sc, result, exp["check"])
         assert check.passed is exp["passed"], f"{check.title}: {check.explanation}"
         for words in exp.get("says", []):
-            assert words in check.explanation, check.explanation
+            assert words in check.full_explanation, check.full_explanation
     for note in case.get("notes", []):
         assert any(note in n for n in result.notes), result.notes

@@ -23,11 +23,11 @@ def _audit(ctx: Context) -> AuditEvidence:
     return ctx.evidence.audit
 
 
-def _down(ev: AuditEvidence) -> str:
-    return (
-        "the kube-apiserver did not come back after your change, so every request failed. "
-        f"It says: {ev.apiserver.error}"
-    )
+DOWN = "the kube-apiserver did not come back after your change, so every request failed"
+
+
+def _down(ev: AuditEvidence) -> Outcome:
+    return Outcome(False, DOWN, cause=f"kube-apiserver is not running. {ev.apiserver.error}")
 
 
 def _flag_name(v: str) -> str:
@@ -46,7 +46,7 @@ class NoParams(Params):
 def apiserver_running(p: NoParams, ctx: Context) -> Outcome:
     ev = _audit(ctx)
     if not ev.apiserver.running:
-        return Outcome(False, _down(ev))
+        return _down(ev)
     return Outcome(True, "kube-apiserver came back with your manifest")
 
 
@@ -142,7 +142,7 @@ def apiserver_mount(p: MountParams, ctx: Context) -> Outcome:
 def audit_policy_valid(p: NoParams, ctx: Context) -> Outcome:
     ev = _audit(ctx)
     if not ev.apiserver.running:
-        return Outcome(False, _down(ev))
+        return _down(ev)
     if ev.policy_text is None:
         return Outcome(False, "kube-apiserver runs without --audit-policy-file, so it logs nothing")
     return Outcome(True, f"kube-apiserver loaded {ev.policy_file}")
@@ -151,24 +151,25 @@ def audit_policy_valid(p: NoParams, ctx: Context) -> Outcome:
 # --- audit_logged / audit_not_logged -----------------------------------------
 
 
-def _pipeline_broken(ev: AuditEvidence) -> str | None:
-    """Why no request can reach the log at all, or None when logging works."""
+def _pipeline_broken(ev: AuditEvidence) -> Outcome | None:
+    """Why no request can reach the log at all (a failed Outcome to reword), or None."""
     if not ev.apiserver.running:
         return _down(ev)
+    reason = None
     if ev.log_path is None:
-        return "audit logging is off: kube-apiserver has no --audit-log-path"
-    if ev.policy_text is None:
-        return "kube-apiserver has no --audit-policy-file; without a policy it logs no request"
-    if ev.log_path == "-":
-        return "--audit-log-path=- sends the audit log to the apiserver's stdout, not to a file"
-    if ev.log_on_node is None:
-        return (
+        reason = "audit logging is off: kube-apiserver has no --audit-log-path"
+    elif ev.policy_text is None:
+        reason = "kube-apiserver has no --audit-policy-file; without a policy it logs no request"
+    elif ev.log_path == "-":
+        reason = "--audit-log-path=- sends the audit log to the apiserver's stdout, not to a file"
+    elif ev.log_on_node is None:
+        reason = (
             f"--audit-log-path={ev.log_path} is not on a hostPath mount: the log is written inside "
             "the apiserver container and lost when it restarts; mount that directory from the node"
         )
-    if ev.log_error:
-        return f"the audit log {ev.log_on_node} could not be read: {ev.log_error}"
-    return None
+    elif ev.log_error:
+        reason = f"the audit log {ev.log_on_node} could not be read: {ev.log_error}"
+    return Outcome(False, reason) if reason else None
 
 
 def _policy(ev: AuditEvidence) -> Policy | None:
@@ -260,7 +261,7 @@ def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
     what = call.describe()
     broken = _pipeline_broken(ev)
     if broken:
-        return Outcome(False, f"{what} was not logged: {broken}")
+        return Outcome(False, f"{what} was not logged: {broken.explanation}", broken.cause)
     events = ev.events.get(p.step, [])
     if not events:
         return Outcome(
@@ -310,7 +311,9 @@ def audit_not_logged(p: NotLoggedParams, ctx: Context) -> Outcome:
     broken = _pipeline_broken(ev)
     if broken:
         # Nothing logged, but because logging is broken: the task is not done.
-        return Outcome(False, f"cannot tell whether {what} would be logged: {broken}")
+        return Outcome(
+            False, f"cannot tell whether {what} would be logged: {broken.explanation}", broken.cause
+        )
     events = ev.events.get(p.step, [])
     if events:
         levels = ", ".join(sorted({str(e.get("level")) for e in events}))

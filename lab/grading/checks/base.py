@@ -26,6 +26,9 @@ P = TypeVar("P", bound=Params)
 class Outcome:
     passed: bool
     explanation: str
+    # A root cause several checks share (the apiserver's start-up error): reports
+    # show it once instead of in every explanation.
+    cause: str | None = None
 
 
 @dataclass(frozen=True)
