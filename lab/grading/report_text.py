@@ -33,12 +33,10 @@ def render_text(result: ScenarioResult, *, color: bool = False, width: int = 100
     for task in result.tasks:
         penalty = f", hints -{task.hint_penalty}" if task.hint_penalty else ""
         lines.append("")
-        lines.append(
-            f"{mark(task.passed)} task {task.id}: {task.title}  "
-            f"[{task.points}/{task.max_points}{penalty}]"
-        )
+        head = f"task {task.id}: {task.title}  [{task.points}/{task.max_points}{penalty}]"
+        lines.extend(wrap(head, "     ", f"{mark(task.passed)} "))
         for c in task.checks:
-            lines.append(f"  {mark(c.passed)} {c.title}")
+            lines.extend(wrap(c.title, "       ", f"  {mark(c.passed)} "))
             if not c.passed:
                 tail = " (why: above)" if c.cause else ""
                 lines.extend(wrap(c.explanation + tail, "       "))
