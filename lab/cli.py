@@ -149,13 +149,33 @@ def check(workspace: Path | None, json_out: Path | None) -> None:
 @main.command()
 @click.argument("task", required=False)
 @WS
+@click.option("--yes", "-y", is_flag=True, help="Don't ask before taking a hint that costs points.")
 @lab_errors
-def hint(task: str | None, workspace: Path | None) -> None:
+def hint(task: str | None, workspace: Path | None, yes: bool) -> None:
     """Show the next hint (each costs points)."""
     from lab import service
     from lab.present import hint_text
 
-    click.echo(hint_text(service.take_hint(service.open_scenario(_catalog(), workspace), task)))
+    op = service.open_scenario(_catalog(), workspace)
+    nxt = service.peek_hint(op, task)
+    if nxt.new and nxt.hint.penalty and not yes and sys.stdin.isatty():
+        click.confirm(
+            f"Hint {nxt.number} for task {nxt.task.id!r} costs {nxt.hint.penalty} point(s). "
+            "Show it?",
+            abort=True,
+        )
+    click.echo(hint_text(service.take_hint(op, task)))
+
+
+@main.command()
+@WS
+@lab_errors
+def status(workspace: Path | None) -> None:
+    """Where you are: scenario, workspace, attempts, hints taken."""
+    from lab import service
+    from lab.present import status_text
+
+    click.echo(status_text(service.status(service.open_scenario(_catalog(), workspace))))
 
 
 @main.command()

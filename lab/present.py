@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lab.scenarios.loader import LoadedScenario
 from lab.scenarios.model import Task
-from lab.service import HintTaken, Opened
+from lab.service import HintTaken, Opened, Status
 
 
 def scenario_summaries(scenarios: list[LoadedScenario]) -> list[dict[str, object]]:
@@ -93,3 +93,23 @@ def solution_text(op: Opened, tasks: list[Task], applied: bool) -> str:
             f"under {op.ws.lab_dir / 'backups'})."
         )
     return "\n".join(out).rstrip()
+
+
+def status_text(st: Status) -> str:
+    m = st.scenario.model
+    lines = [f"{m.title} ({m.id}) — workspace {st.workspace}"]
+    if st.attempts:
+        last = st.attempts[-1]
+        best = max(int(str(a.get("points", 0))) for a in st.attempts)
+        lines.append(
+            f"checks run: {len(st.attempts)}; last {last.get('points')}/{last.get('max_points')}"
+            f" at {last.get('at')}; best {best}"
+        )
+    else:
+        lines.append("not checked yet: run `cks-lab check`")
+    for task in m.tasks:
+        taken = st.hints.get(task.id, 0)
+        cost = f", -{st.penalties.get(task.id, 0)} points" if taken else ""
+        seen = ", solution viewed" if task.id in st.solutions_viewed else ""
+        lines.append(f"  task {task.id}: hints {taken}/{len(task.hints)}{cost}{seen}")
+    return "\n".join(lines)

@@ -183,18 +183,46 @@ class HintTaken:
     new: bool  # False when every hint was already shown (the last is repeated)
 
 
-def take_hint(op: Opened, task_id: str | None = None) -> HintTaken:
+def peek_hint(op: Opened, task_id: str | None = None) -> HintTaken:
+    """The hint `take_hint` would show, without taking it (to say what it costs)."""
     task = _task(op, task_id)
     if not task.hints:
         raise LabError(f"task {task.id!r} has no hints")
-    hints = dict(op.ws.state().get("hints", {}))
-    n = int(hints.get(task.id, 0))
+    n = int(op.ws.state().get("hints", {}).get(task.id, 0))
     new = n < len(task.hints)
-    if new:
-        n += 1
-        hints[task.id] = n
+    number = n + 1 if new else n
+    return HintTaken(task, number, task.hints[number - 1], len(task.hints) - number, new)
+
+
+def take_hint(op: Opened, task_id: str | None = None) -> HintTaken:
+    h = peek_hint(op, task_id)
+    if h.new:
+        hints = dict(op.ws.state().get("hints", {}))
+        hints[h.task.id] = h.number
         op.ws.update_state(hints=hints)
-    return HintTaken(task, n, task.hints[n - 1], len(task.hints) - n, new)
+    return h
+
+
+@dataclass
+class Status:
+    scenario: LoadedScenario
+    workspace: Path
+    attempts: list[dict[str, object]]
+    hints: dict[str, int]  # hints taken per task
+    penalties: dict[str, int]
+    solutions_viewed: list[str]
+
+
+def status(op: Opened) -> Status:
+    state = op.ws.state()
+    return Status(
+        op.sc,
+        op.ws.root,
+        list(state.get("attempts", [])),
+        {k: int(v) for k, v in state.get("hints", {}).items()},
+        hint_penalties(op),
+        list(state.get("solutions_viewed", [])),
+    )
 
 
 def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False) -> list[Task]:

@@ -262,3 +262,16 @@ def test_grade_counts_hints_taken_in_the_workspace(tmp_path: Path) -> None:
     )
     report = json.loads((tmp_path / "r.json").read_text())
     assert code == 0 and report["points"] == 13 and report["max_points"] == 14
+
+
+def test_status_after_a_check_and_a_hint(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    run("start", "audit-policy-secrets", "-w", str(ws))
+    code, out, _ = run("status", "-w", str(ws))
+    assert code == 0 and "not checked yet" in out
+    run("hint", "less-noise", "-w", str(ws))
+    run("check", "-w", str(ws))
+    code, out, _ = run("status", "-w", str(ws))
+    assert "checks run: 1; last 8/14" in out
+    assert "task less-noise: hints 1/2, -1 points" in out
+    assert "task sensitive-data: hints 0/2" in out
