@@ -34,6 +34,7 @@ class AuditEvidence:
     policy_text: str | None = None  # the policy the apiserver loaded
     log_path: str | None = None  # container path of --audit-log-path ("-" = stdout)
     log_on_node: str | None = None  # node path the log lands at, None if nowhere on the node
+    log_format: str = "json"  # --audit-log-format: json, or legacy (which has no level)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # step id -> events
     log_error: str | None = None  # the log exists but could not be read
 

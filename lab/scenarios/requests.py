@@ -13,10 +13,6 @@ from urllib.parse import quote, urlencode
 from lab.engines.audit.checker import RequestAttributes, UserInfo
 from lab.scenarios.model import ApiRequest, AttackStep
 
-# Verbs whose requests stay open; kube-apiserver marks them long-running.
-LONG_RUNNING_SUBRESOURCES = {"exec", "attach", "portforward", "proxy", "log"}
-
-
 @dataclass(frozen=True)
 class ApiCall:
     step_id: str
@@ -24,10 +20,6 @@ class ApiCall:
     uri: str
     body: dict[str, Any] | None
     response_code: int
-
-    @property
-    def long_running(self) -> bool:
-        return self.attrs.verb == "watch" or self.attrs.subresource in LONG_RUNNING_SUBRESOURCES
 
     def describe(self) -> str:
         """`list secrets -n payments` as a learner would type it."""

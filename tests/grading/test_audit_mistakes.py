@@ -38,7 +38,15 @@ def test_mistake(case: dict[str, Any], tmp_path: Path) -> None:
             for f in task.solution.files:
                 ws.write_node_file(sc, f)
     node = ws.node_root(sc.model.control_plane)
-    for path, edits in case["edit"].items():
+    for path in case.get("pre_dirs", []):
+        resolve_in_node(node, path).mkdir(parents=True, exist_ok=True)
+    for path, text in case.get("replace_file", {}).items():
+        resolve_in_node(node, path).write_text(text)
+    if "log_before" in case:
+        log = resolve_in_node(node, "/var/log/kubernetes/audit/audit.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(case["log_before"])
+    for path, edits in case.get("edit", {}).items():
         target = resolve_in_node(node, path)
         text = target.read_text()
         for old, new in edits:

@@ -3,31 +3,26 @@ plane would log them, then read the log back from the node like any backend."""
 
 from __future__ import annotations
 
+import posixpath
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+from lab.backends.auditlog import collect, user_agent
 from lab.engines.audit.checker import compile_policy
-from lab.engines.audit.events import (
-    AuditLogError,
-    append_events,
-    build_events,
-    format_line,
-    read_events,
+from lab.engines.audit.events import AuditLogError, append_events, build_events, format_line
+from lab.engines.audit.manifest import (
+    ApiserverState,
+    Mount,
+    analyse_apiserver,
+    apply_host_changes,
 )
-from lab.engines.audit.manifest import ApiserverState, analyse_apiserver, apply_host_changes
 from lab.evidence import ApiserverStatus, AuditEvidence, MountInfo
+from lab.fsutil import atomic_write_bytes
 from lab.scenarios.requests import ApiCall
 
 # The address a kind node sees for requests from the host (docker's bridge gateway).
 SOURCE_IP = "172.18.0.1"
-USER_AGENT = "cks-lab-attack/1 (run={run}; step={step})"
-
-
-def user_agent(run_id: str, step_id: str) -> str:
-    return USER_AGENT.format(run=run_id, step=step_id)
-
 
 def _status(state: ApiserverState) -> ApiserverStatus:
     error = None
@@ -38,9 +33,17 @@ def _status(state: ApiserverState) -> ApiserverStatus:
         running=state.running,
         error=error,
         flags={f"--{k}": v for k, v in state.flags.items()},
-        mounts=[MountInfo(m.name, m.mount_path, m.host_path, m.read_only) for m in state.mounts],
+        mounts=[_mount(m) for m in state.mounts],
         notes=list(state.notes) + _policy_warnings(state),
     )
+
+
+def _mount(m: Mount) -> MountInfo:
+    # With subPath, the container path shows that entry of the volume, not its root.
+    host = m.host_path
+    if host is not None and m.sub_path:
+        host = posixpath.join(host, m.sub_path)
+    return MountInfo(m.name, m.mount_path, host, m.read_only)
 
 
 def _policy_warnings(state: ApiserverState) -> list[str]:
@@ -79,22 +82,9 @@ def _log_events(
             request_uri=call.uri,
             response_code=call.response_code,
             request_object=call.body,
-            long_running=call.long_running,
         )
         lines.extend(format_line(e, state.log.format) for e in events)
     return lines
-
-
-def collect(log_file: Path, fmt: str, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """This run's events from the log on the node, by attack step (via the user agent)."""
-    marker = f"(run={run_id}; step="
-    by_step: dict[str, list[dict[str, Any]]] = {}
-    for event in read_events(log_file, fmt):
-        ua = str(event.get("userAgent", ""))
-        if marker in ua:
-            step = ua.split(marker, 1)[1].rstrip(")")
-            by_step.setdefault(step, []).append(event)
-    return by_step
 
 
 def replay_audit(
@@ -111,9 +101,8 @@ def replay_audit(
     # that then crashes; the learner sees them on the node.
     apply_host_changes(node_root, state)
     status = _status(state)
-    stdout_log.parent.mkdir(parents=True, exist_ok=True)
     if not state.running:
-        stdout_log.write_text((state.log_line or status.error or "") + "\n")
+        _write(stdout_log, (state.log_line or status.error or "") + "\n")
         return AuditEvidence(apiserver=status)
     log = state.log
     ev = AuditEvidence(
@@ -122,25 +111,38 @@ def replay_audit(
         policy_text=_policy_text(state),
         log_path=log.path if log else None,
         log_on_node=log.node_path if log else None,
+        log_format=log.format if log else "json",
     )
-    stdout_log.write_text("")
+    _write(stdout_log, "")
     if not state.auditing or log is None:
         return ev
     lines = _log_events(state, calls, run_id, now)
     if log.to_stdout:
-        stdout_log.write_text("".join(lines))  # format_line ends each line
+        _write(stdout_log, "".join(lines))  # format_line ends each line
         return ev
     if log.host_path is None:
         return ev  # written inside the container only: nothing reaches the node
+    target = log.host_path
+    if target.exists() and not target.is_file():
+        # A FIFO or device would block or swallow the writes; say so instead.
+        ev.log_error = f"{log.node_path} is not a regular file"
+        return ev
     try:
         append_events(
-            log.host_path,
+            target,
             lines,
             create_parents=True,
             max_size_mb=log.maxsize,
             max_backups=log.maxbackup or 0,
         )
-        ev.events = collect(log.host_path, log.format, run_id)
+        with target.open(encoding="utf-8", errors="replace") as fh:
+            ev.events = collect(fh, run_id)
     except AuditLogError as e:
         ev.log_error = e.message
+    except OSError as e:
+        ev.log_error = f"{log.node_path}: {e.strerror or e}"
     return ev
+
+
+def _write(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from lab.engines.audit.checker import evaluate
+from lab.engines.audit.events import is_long_running
 from lab.engines.audit.policy import Policy, PolicyError, PolicyRule, load_policy
 from lab.evidence import AuditEvidence, MountInfo
 from lab.grading.checks.base import Context, Outcome, Params, register
@@ -69,7 +70,15 @@ def _flag_title(p: FlagParams) -> str:
 
 @register("apiserver_flag", FlagParams, _flag_title)
 def apiserver_flag(p: FlagParams, ctx: Context) -> Outcome:
-    flags = _audit(ctx).apiserver.flags
+    ev = _audit(ctx)
+    flags = ev.apiserver.flags
+    if not flags and not ev.apiserver.running:
+        # kubelet could not read the manifest at all, so there is no command line.
+        return Outcome(
+            False,
+            f"cannot tell whether {p.name} is set: kubelet could not run the manifest",
+            cause=f"kube-apiserver is not running. {ev.apiserver.error}",
+        )
     if p.name not in flags:
         return Outcome(False, f"{p.name} is not set in the kube-apiserver command")
     got = flags[p.name]
@@ -111,6 +120,14 @@ def apiserver_mount(p: MountParams, ctx: Context) -> Outcome:
     mounts = _audit(ctx).apiserver.mounts
     want = (p.host_path or p.path).rstrip("/")
     m = _covering(mounts, p.path)
+    inner = [x for x in mounts if x.mount_path.startswith(p.path.rstrip("/") + "/")]
+    if (m is None or m.host_path is None) and inner:
+        files = ", ".join(x.mount_path for x in inner)
+        return Outcome(
+            False,
+            f"only {files} inside {p.path} is mounted, not {p.path} itself; mount the "
+            f"directory (hostPath {want}) so the apiserver can create and rotate files in it",
+        )
     if m is None or m.host_path is None:
         return Outcome(
             False,
@@ -224,9 +241,25 @@ def _why_level(ev: AuditEvidence, call: ApiCall) -> str:
             f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} "
             f"matched first (kube-apiserver ignored its unknown field {fields})"
         )
-    return (
-        f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} matched first"
-    )
+    rule = describe_rule(policy.rules[result.rule_index], result.rule_index)
+    if result.level != "None" and set(_stages_of(call)) <= set(result.omit_stages):
+        return (
+            f" — your {rule} matched first, at {result.level}, but omitStages "
+            f"{_list(result.omit_stages)} drops every stage this request has"
+        )
+    return f" — your {rule} matched first{_core_group_hint(policy, call)}"
+
+
+def _stages_of(call: ApiCall) -> list[str]:
+    middle = ["ResponseStarted"] if is_long_running(call.attrs) else []
+    return ["RequestReceived", *middle, "ResponseComplete"]
+
+
+def _core_group_hint(policy: Policy, call: ApiCall) -> str:
+    if call.attrs.is_resource_request and call.attrs.api_group == "":
+        if any(gr.group == "core" for r in policy.rules for gr in r.resources):
+            return ' (note: in a policy the core API group is group: "", not "core")'
+    return ""
 
 
 @record
@@ -267,6 +300,12 @@ def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
         return Outcome(
             False,
             f"{what} is not in the audit log{_why_level(ev, call)}; the task wants {p.level}",
+        )
+    if ev.log_format == "legacy" or any("level" not in e for e in events):
+        return Outcome(
+            False,
+            f"{what} is in the log, but in the legacy format (--audit-log-format=legacy), "
+            "which records no level; use the default json format",
         )
     levels = sorted({str(e.get("level")) for e in events})
     if levels != [p.level]:
@@ -322,3 +361,36 @@ def audit_not_logged(p: NotLoggedParams, ctx: Context) -> Outcome:
             f"{what} was logged at {levels}{_why_level(ev, call)}; the task wants it not logged",
         )
     return Outcome(True, f"{what} was not logged")
+
+
+@record
+class StageOmittedParams(Params):
+    stage: Stage
+
+
+@register(
+    "audit_stage_omitted",
+    StageOmittedParams,
+    lambda p: f"no request of the attack is logged at stage {p.stage}",
+)
+def audit_stage_omitted(p: StageOmittedParams, ctx: Context) -> Outcome:
+    ev = _audit(ctx)
+    broken = _pipeline_broken(ev)
+    if broken:
+        return Outcome(
+            False, f"cannot tell which stages are logged: {broken.explanation}", broken.cause
+        )
+    if not any(ev.events.values()):
+        return Outcome(False, "no request of the attack is in the audit log at all")
+    steps = sorted(
+        s for s, events in ev.events.items() if any(e.get("stage") == p.stage for e in events)
+    )
+    if steps:
+        calls = [_call(ctx, s).describe() for s in steps[:3]]
+        more = f" and {len(steps) - 3} more" if len(steps) > 3 else ""
+        return Outcome(
+            False,
+            f"{', '.join(calls)}{more} {'was' if len(steps) == 1 else 'were'} logged at stage "
+            f"{p.stage}; omit it for every request (omitStages at the top of the policy)",
+        )
+    return Outcome(True, f"no event at stage {p.stage}")
