@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 from lab.engines.audit.checker import RequestAttributes, UserInfo
 from lab.scenarios.model import ApiRequest, AttackStep
 
+
 @dataclass(frozen=True)
 class ApiCall:
     step_id: str
