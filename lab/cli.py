@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from lab import __version__
+from lab.clierrors import lab_errors
 from lab.errors import LabError
 
-F = TypeVar("F", bound=Callable[..., Any])
 WS = click.option(
     "--workspace",
     "-w",
@@ -28,35 +26,6 @@ GRADE_WS = click.option(
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Workspace or submission folder (default: grade the untouched scenario).",
 )
-
-
-class Fail(click.ClickException):
-    """An error already worded for the learner; exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"cks-lab: error: {self.message}", err=True)
-
-
-def lab_errors(fn: F) -> F:
-    """Turn LabError into one stderr line; tracebacks only with --debug."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except LabError as e:
-            if _debug():
-                raise
-            raise Fail(str(e)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _debug() -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.find_root().params.get("debug"))
 
 
 def _catalog() -> Any:
@@ -108,14 +77,19 @@ def list_cmd(as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("scenario_id")
+@click.argument("scenario_id", metavar="ID|DIR")
 @WS
 @click.option(
     "--fresh", is_flag=True, help="Reset an existing workspace (your files are backed up)."
 )
 @lab_errors
 def start(scenario_id: str, workspace: Path | None, fresh: bool) -> None:
-    """Start (or resume) a scenario and print its briefing."""
+    """Start (or resume) a scenario and print its briefing.
+
+    ID is a scenario from `cks-lab list`. An author's scenario folder is taken
+    only as a path with a "/" in it (./my-scenario, /abs/path): a bare name is
+    always a catalog id, even if a folder of that name is here.
+    """
     from lab import service
     from lab.present import briefing
 
@@ -142,7 +116,7 @@ def check(workspace: Path | None, json_out: Path | None) -> None:
     result = service.check(op, progress=_progress)
     click.echo(render_text(result, color=sys.stdout.isatty(), width=_width()))
     if json_out:
-        json_out.write_text(render_json([result]))
+        json_out.write_text(render_json([result]), encoding="utf-8")
     sys.exit(0 if result.passed else 1)
 
 
@@ -211,20 +185,30 @@ def reset(workspace: Path | None, yes: bool) -> None:
 
 
 @main.command()
-@click.argument("scenario_id")
+@click.argument("scenario_id", metavar="[ID]", required=False)
 @GRADE_WS
+@click.option(
+    "--scenario-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Grade against an author's scenario folder instead of a catalog scenario.",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--junit", "junit_out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="Only the exit status and report files.")
 @lab_errors
 def grade(
-    scenario_id: str,
+    scenario_id: str | None,
     workspace: Path | None,
+    scenario_dir: Path | None,
     json_out: Path | None,
     junit_out: Path | None,
     quiet: bool,
 ) -> None:
     """Grade headlessly (CI): exit 0 all pass, 1 some fail, 2 error.
+
+    ID is looked up in the catalog only (`cks-lab list`), never as a folder
+    here: a submission cannot bring its own scenario. An author grades their
+    own folder with --scenario-dir DIR (ID may then be left out).
 
     --workspace is a workspace or a submission folder holding nodes/<node>/...,
     laid over the scenario's starting files; it is not changed. Without it the
@@ -235,11 +219,11 @@ def grade(
     from lab.grading.report_junit import render_junit
     from lab.grading.report_text import render_text
 
-    result = service.grade_workspace(_catalog(), scenario_id, workspace)
+    result = service.grade_workspace(_catalog(), scenario_id, workspace, scenario_dir=scenario_dir)
     if json_out:
-        json_out.write_text(render_json([result]))
+        json_out.write_text(render_json([result]), encoding="utf-8")
     if junit_out:
-        junit_out.write_text(render_junit([result]))
+        junit_out.write_text(render_junit([result]), encoding="utf-8")
     if not quiet:
         click.echo(render_text(result, width=_width()))
     sys.exit(0 if result.passed else 1)
@@ -275,13 +259,17 @@ def scenario_validate(paths: tuple[Path, ...]) -> None:
 @click.argument("ids", nargs=-1, metavar="[ID|DIR]...")
 @lab_errors
 def scenario_test(ids: tuple[str, ...]) -> None:
-    """Self-test: the solution passes every check; the untouched state fails every task."""
+    """Self-test: the solution passes every check; the untouched state fails every task.
+
+    A DIR is taken only as a path with a "/" in it (./my-scenario); a bare
+    name is a catalog id. Without arguments every known scenario is tested.
+    """
     from lab import service
 
     cat = _catalog()
     failed = 0
     if ids:
-        scs = [service.find_scenario(cat, i) for i in ids]
+        scs = [service.scenario_by_ref(cat, i) for i in ids]
     else:
         scs, broken = cat.scan()
         for err in broken:
@@ -300,6 +288,7 @@ def scenario_test(ids: tuple[str, ...]) -> None:
 
 
 @scenario.command("schema")
+@lab_errors
 def scenario_schema() -> None:
     """Print the JSON Schema of scenario.yaml (for editor completion)."""
     from lab.scenarios.model import Scenario
@@ -332,13 +321,20 @@ def audit_validate(policy: Path) -> None:
 
 @audit.command("eval")
 @click.option("--policy", "-p", required=True, type=click.Path(path_type=Path))
-@click.argument("requests", required=False, default="-", type=click.File("r"))
+@click.argument("requests", required=False, default="-", type=click.File("rb"))
 @lab_errors
 def audit_eval(policy: Path, requests: Any) -> None:
-    """Evaluate requests (JSON lines shaped like audit Events) against a policy."""
+    """Evaluate requests (JSON lines shaped like audit Events) against a policy.
+
+    Prints one JSON object per input line; input must be UTF-8.
+    """
+    # Not through lab.service: its imports would cost this command a tenth of
+    # its run time on a large log.
     from lab.engines.audit.checker import compile_policy
     from lab.engines.audit.policy import load_policy_file
     from lab.engines.audit.tools import eval_jsonl
+    from lab.fsutil import utf8_lines
 
+    source = str(getattr(requests, "name", "<stdin>"))
     compiled = compile_policy(load_policy_file(policy))
-    sys.stdout.writelines(eval_jsonl(compiled, requests, getattr(requests, "name", "-")))
+    sys.stdout.writelines(eval_jsonl(compiled, utf8_lines(requests, source), source))

@@ -6,7 +6,7 @@ No printing here; results and errors (LabError) go back to the caller.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +21,13 @@ from lab.grading.grader import grade
 from lab.grading.results import ScenarioResult
 from lab.grading.validate import validate_checks
 from lab.paths import data_dir
+from lab.safecopy import SUBMISSION, copy_tree
 from lab.scenarios.catalog import Catalog
-from lab.scenarios.loader import LoadedScenario, ScenarioError, load_scenario
+from lab.scenarios.loader import SCENARIO_FILE, LoadedScenario, ScenarioError, load_scenario
 from lab.scenarios.model import Hint, Task
 from lab.workspace import (
     Workspace,
+    check_node_roots,
     create_workspace,
     is_workspace,
     now_iso,
@@ -77,12 +79,36 @@ def validated(sc: LoadedScenario) -> LoadedScenario:
     return sc
 
 
-def find_scenario(catalog: Catalog, ref: str) -> LoadedScenario:
-    """A scenario by id, or by the path of its folder (an author's own)."""
-    folder = Path(ref)
-    if (folder / "scenario.yaml").is_file():
-        return validated(load_scenario(folder))
-    return validated(catalog.get(ref))
+def find_scenario(catalog: Catalog, scenario_id: str) -> LoadedScenario:
+    """A scenario by id, from the catalog only (never from a folder of that name
+    in the current directory: a learner's repo could hold one with easy checks)."""
+    if looks_like_path(scenario_id):
+        raise LabError(
+            f"{scenario_id!r} is a path, not a scenario id; give an author's scenario "
+            "folder as --scenario-dir"
+        )
+    return validated(catalog.get(scenario_id))
+
+
+def looks_like_path(ref: str) -> bool:
+    """A scenario reference is a folder path when it has a "/" (`./my-scenario`)."""
+    return "/" in ref or (os.altsep is not None and os.altsep in ref)
+
+
+def scenario_folder(folder: Path) -> LoadedScenario:
+    """An author's scenario folder, given explicitly."""
+    if not (folder / SCENARIO_FILE).is_file():
+        raise LabError(f"not a scenario folder: no {SCENARIO_FILE} in it", file=str(folder))
+    return validated(load_scenario(folder))
+
+
+def scenario_by_ref(catalog: Catalog, ref: str) -> LoadedScenario:
+    """For start and scenario test: a catalog id, or a folder path when `ref` has a
+    "/" (`./my-scenario`, `/abs/path`). A bare name is always a catalog id, even
+    when a folder of that name is in the current directory."""
+    if looks_like_path(ref):
+        return scenario_folder(Path(ref))
+    return find_scenario(catalog, ref)
 
 
 @dataclass
@@ -100,8 +126,11 @@ def start(
     backend: str = "sim",
     progress: Progress = no_progress,
 ) -> tuple[Opened, bool]:
-    """Start (or resume) a scenario; returns the workspace and whether it was created."""
-    sc = find_scenario(catalog, scenario_id)
+    """Start (or resume) a scenario; returns the workspace and whether it was created.
+
+    `scenario_id` is a catalog id, or an author's folder when it has a "/".
+    """
+    sc = scenario_by_ref(catalog, scenario_id)
     root = workspace or default_workspace(sc.id)
     if is_workspace(root):
         ws = open_workspace(root)
@@ -145,6 +174,7 @@ def hint_penalties(op: Opened) -> dict[str, int]:
 
 def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
     """Run the attack again against the learner's work, grade it, record the attempt."""
+    op.ws.guard()  # nothing is written through a symlinked node root or .lab folder
     backend = backend_for(str(op.ws.state().get("backend", "sim")))
     evidence = backend.run_attack(op.sc, op.ws, progress)
     result = grade(op.sc.model, evidence, hint_penalties(op))
@@ -251,11 +281,17 @@ def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
 
 @contextmanager
 def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
-    """A throwaway workspace: the scenario's seed with src's nodes laid over it."""
+    """A throwaway workspace: the scenario's seed with src's nodes laid over it.
+
+    The submission is copied with limits (see lab.safecopy): only files, folders
+    and symlinks; a symlinked nodes/ or node root is refused. On any error the
+    temporary folder is removed with everything in it.
+    """
     with tempfile.TemporaryDirectory(prefix="cks-lab-grade-") as tmp:
         ws = create_workspace(Path(tmp) / "ws", sc, "sim")
         if src is not None:
             nodes = src / "nodes"
+            check_node_roots(nodes)
             if not nodes.is_dir():
                 raise LabError(
                     "not a workspace: no nodes/ folder (expected nodes/<node>/... as "
@@ -264,16 +300,35 @@ def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
                 )
             # The submission is laid over the scenario's seed: a course repo may
             # commit only the files the learner changed.
-            shutil.copytree(nodes, ws.root / "nodes", symlinks=True, dirs_exist_ok=True)
+            copy_tree(nodes, ws.root / "nodes", limits=SUBMISSION, what="a submission")
         yield ws
 
 
-def grade_workspace(catalog: Catalog, scenario_id: str, workspace: Path | None) -> ScenarioResult:
+def grade_workspace(
+    catalog: Catalog,
+    scenario_id: str | None,
+    workspace: Path | None,
+    *,
+    scenario_dir: Path | None = None,
+) -> ScenarioResult:
     """Grade a workspace (or a submission folder with nodes/) without changing it.
 
-    With no workspace the scenario is graded in its untouched state.
+    The scenario comes from the catalog by id, never from a folder the
+    submission could hold; an author names their own folder as `scenario_dir`
+    (then `scenario_id`, if given, must be its id). With no workspace the
+    scenario is graded in its untouched state.
     """
-    sc = find_scenario(catalog, scenario_id)
+    if scenario_dir is not None:
+        sc = scenario_folder(scenario_dir)
+        if scenario_id is not None and scenario_id != sc.id:
+            raise LabError(
+                f"the scenario in this folder is {sc.id!r}, not {scenario_id!r}",
+                file=str(scenario_dir / SCENARIO_FILE),
+            )
+    elif scenario_id is None:
+        raise LabError("which scenario? give its id (or --scenario-dir DIR)")
+    else:
+        sc = find_scenario(catalog, scenario_id)
     penalties: dict[str, int] = {}
     if workspace is not None and is_workspace(workspace):
         op = Opened(open_workspace(workspace), sc)

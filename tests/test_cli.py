@@ -7,6 +7,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from lab.cli import main
@@ -248,7 +249,7 @@ def test_a_broken_check_stops_start_with_its_place(tmp_path: Path) -> None:
     spec.write_text(spec.read_text().replace("writable: true", "writeable: true"))
     code, _, err = run("start", str(own), "-w", str(tmp_path / "ws"))
     assert code == 2
-    assert f"{spec}:116: tasks[0].checks[3].writeable: unknown parameter" in err
+    assert f"{spec}:117: tasks[0].checks[3].writeable: unknown parameter" in err
     assert not (tmp_path / "ws").exists()
 
 
@@ -272,6 +273,81 @@ def test_status_after_a_check_and_a_hint(tmp_path: Path) -> None:
     run("hint", "less-noise", "-w", str(ws))
     run("check", "-w", str(ws))
     code, out, _ = run("status", "-w", str(ws))
-    assert "checks run: 1; last 8/14" in out
+    assert "checks run: 1; last 9/20" in out
     assert "task less-noise: hints 1/2, -1 points" in out
     assert "task sensitive-data: hints 0/2" in out
+
+
+def test_audit_eval_non_utf8_input_is_a_located_error(tmp_path: Path) -> None:
+    good = bundled_scenarios_dir() / "audit-enable-logging/files/policy.yaml"
+    reqs = tmp_path / "reqs.jsonl"
+    get = b'{"verb": "get", "requestURI": "/%s"}'
+    reqs.write_bytes(get % b"x" + b"\n\n" + get % b"\xff" + b"\n")
+    code, _, err = run("audit", "eval", "-p", str(good), str(reqs))
+    assert code == 2 and err == f"cks-lab: error: {reqs}:3: not UTF-8 text\n"
+    r = CliRunner().invoke(main, ["audit", "eval", "-p", str(good)], input=reqs.read_bytes())
+    assert r.exit_code == 2 and r.stderr == "cks-lab: error: <stdin>:3: not UTF-8 text\n"
+    # CRLF line ends, blank lines and a last line without "\n" are fine, as before
+    reqs.write_bytes(get % "é".encode() + b"\r\n\n" + get % b"x")
+    code, out, _ = run("audit", "eval", "-p", str(good), str(reqs))
+    assert code == 0 and len(out.splitlines()) == 2
+
+
+def test_utf8_lines_across_blocks() -> None:
+    import io
+
+    from lab.errors import LabError
+    from lab.fsutil import utf8_lines
+
+    text = "a\n\nbé€\nlong line here\n\n€€€\nlast"
+    for block in (1, 2, 3, 5, 64):
+        got = list(utf8_lines(io.BytesIO(text.encode()), "f", block))
+        assert got == text.split("\n"), block
+        assert list(utf8_lines(io.BytesIO((text + "\n").encode()), "f", block)) == got
+        bad = text.encode().replace(b"long", b"lo\xc3ng")
+        try:
+            list(utf8_lines(io.BytesIO(bad), "f", block))
+        except LabError as e:
+            assert str(e) == "f:4: not UTF-8 text", block
+        else:
+            raise AssertionError("no error")
+
+
+def test_an_unexpected_exception_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab import service
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise ValueError("invalid literal")
+
+    monkeypatch.setattr(service, "grade_workspace", boom)
+    code, out, err = run("grade", "audit-enable-logging")
+    assert code == 2 and out == ""
+    assert err == (
+        "cks-lab: internal error: ValueError: invalid literal "
+        "(this is a bug; rerun with --debug for the traceback)\n"
+    )
+    r = CliRunner().invoke(main, ["--debug", "grade", "audit-enable-logging"])
+    assert isinstance(r.exception, ValueError)  # the traceback, for a bug report
+
+
+def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab import service
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(service, "grade_workspace", interrupted)
+    code, _, err = run("grade", "audit-enable-logging")
+    assert code == 130 and err == "cks-lab: interrupted\n"
+
+
+def test_an_unwritable_report_is_an_error_not_a_bug(tmp_path: Path) -> None:
+    out = tmp_path / "no-such-dir" / "r.xml"
+    code, _, err = run("grade", "audit-enable-logging", "--junit", str(out), "-q")
+    assert code == 2 and err.startswith(f"cks-lab: error: {out}: ") and err.count("\n") == 1
+
+
+def test_error_lines_show_control_characters_escaped() -> None:
+    code, _, err = run("start", "evil\x1b[2Jname\x07")
+    assert code == 2 and "evil\\x1b[2Jname\\x07" in err
+    assert not any(ord(ch) < 0x20 for ch in err.rstrip("\n"))

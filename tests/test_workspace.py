@@ -91,3 +91,67 @@ def test_self_test_catches_a_scenario_whose_solution_fails(tmp_path: Path) -> No
     report = service.self_test(load_scenario(copy))
     assert not report.ok
     assert any("reference solution fails" in p for p in report.problems)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hints": {"t": "x"}}, "hints.t: must be an integer, not a string"),
+        ({"hints": []}, "hints: must be a mapping, not a list"),
+        ({"hints": {"t": -1}}, "hints.t: must be at least 0"),
+        ({"attempts": [{"tasks": 5}]}, "attempts[0].at: required field is missing"),
+        ({"attempts": {}}, "attempts: must be a list, not a mapping"),
+        ({"solutions_viewed": "all"}, "solutions_viewed: must be a list, not a string"),
+        ({"scenario": 7}, "scenario: must be a string, not an integer"),
+    ],
+)
+def test_corrupt_state_shapes_are_located_errors(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    import json
+
+    op, _ = service.start(Catalog.default(), "audit-enable-logging", tmp_path / "ws")
+    state = json.loads(op.ws.state_path.read_text())
+    op.ws.state_path.write_text(json.dumps({**state, **change}))
+    with pytest.raises(LabError) as err:
+        opened = service.open_scenario(Catalog.default(), op.ws.root)
+        service.status(opened)
+        service.hint_penalties(opened)
+    assert str(err.value).startswith(f"{op.ws.state_path}: workspace state is corrupt: {message}")
+
+
+def test_state_keeps_its_on_disk_format_and_unknown_keys(tmp_path: Path) -> None:
+    import json
+
+    op, _ = service.start(Catalog.default(), "audit-enable-logging", tmp_path / "ws")
+    state = json.loads(op.ws.state_path.read_text())
+    assert set(state) == {
+        "format", "scenario", "scenario_dir", "backend", "created", "hints",
+        "solutions_viewed", "attempts",
+    }  # fmt: skip
+    op.ws.state_path.write_text(json.dumps({**state, "from_a_newer_lab": 1}))
+    service.check(op)
+    service.take_hint(op, "retention")
+    state = json.loads(op.ws.state_path.read_text())
+    assert state["from_a_newer_lab"] == 1 and state["hints"] == {"retention": 1}
+    assert set(state["attempts"][0]) == {"at", "points", "max_points", "passed", "tasks"}
+
+
+def test_state_is_written_without_following_symlinks(tmp_path: Path) -> None:
+    from lab.fsutil import atomic_write_bytes
+
+    root = tmp_path / "ws"
+    (root / "a").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / "a" / "b").symlink_to(elsewhere)
+    with pytest.raises(LabError, match="is a symlink"):
+        atomic_write_bytes(root / "a/b/c/file", b"x", within=root)
+    assert list(elsewhere.iterdir()) == []
+    # a symlink at the file itself is replaced, never written through
+    (root / "a/file").symlink_to(elsewhere / "target")
+    atomic_write_bytes(root / "a/file", b"x", within=root)
+    assert (root / "a/file").read_bytes() == b"x" and not (root / "a/file").is_symlink()
+    assert list(elsewhere.iterdir()) == []
+    with pytest.raises(LabError, match="outside"):
+        atomic_write_bytes(tmp_path / "other", b"x", within=root)

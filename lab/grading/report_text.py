@@ -7,6 +7,34 @@ import textwrap
 from lab.grading.results import ScenarioResult
 
 
+def _escape(cp: int) -> str:
+    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}"
+
+
+# Titles, explanations and causes quote what a learner wrote (flag values, paths):
+# control characters there must not reach the terminal as such (ESC sequences
+# can rewrite the screen). C0, DEL and C1 controls, the bidirectional overrides
+# ("Trojan Source") and lone surrogates (undecodable file names) are shown
+# escaped, as `\x1b`; tab, newline and CR are plain whitespace.
+_ESCAPES = {
+    cp: _escape(cp)
+    for cp in [
+        *range(0x00, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        *range(0xD800, 0xE000),
+    ]
+}
+_ESCAPES.update({ord("\t"): " ", ord("\n"): " ", ord("\r"): " "})
+_KEEP_LINES = {**_ESCAPES, ord("\n"): "\n"}
+
+
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    r"""`text` with its control characters written as escapes (`\x1b`)."""
+    return text.translate(_KEEP_LINES if keep_newlines else _ESCAPES)
+
+
 def render_text(result: ScenarioResult, *, color: bool = False, width: int = 100) -> str:
     def mark(ok: bool) -> str:
         text = "PASS" if ok else "FAIL"
@@ -16,7 +44,7 @@ def render_text(result: ScenarioResult, *, color: bool = False, width: int = 100
 
     def wrap(text: str, indent: str, first: str | None = None) -> list[str]:
         return textwrap.wrap(
-            text,
+            esc(text),
             width=max(40, width - 1),
             initial_indent=indent if first is None else first,
             subsequent_indent=indent,
@@ -24,7 +52,8 @@ def render_text(result: ScenarioResult, *, color: bool = False, width: int = 100
             break_long_words=False,
         )
 
-    lines = [f"{result.title} ({result.scenario}) — {result.backend} backend"]
+    esc = escape_controls
+    lines = [esc(f"{result.title} ({result.scenario}) — {result.backend} backend")]
     # Root causes and notes first: they explain many of the failures below.
     for cause in result.causes:
         lines += ["", *wrap(cause, "    ", "why: ")]

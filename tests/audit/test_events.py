@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lab.engines.audit import logfile
 from lab.engines.audit.checker import RequestAttributes, RuleEvaluation, UserInfo, evaluate
 from lab.engines.audit.events import (
+    DECISION_ANNOTATION,
+    REASON_ANNOTATION,
     AuditLogError,
     append_events,
     build_events,
     event_string,
+    forbidden_status,
     format_line,
     go_json,
     go_quote,
     is_long_running,
+    iter_events,
     level_name,
     micro_time,
     parse_legacy_line,
@@ -160,16 +166,6 @@ def test_stages_omit_and_none() -> None:
     ]
     assert stages_for(watch, "None", ()) == []
     assert stages_for(watch, None, ()) == []
-    # the caller's long_running wins over the computed one
-    assert stages_for(attrs("get"), "Metadata", (), long_running=True) == [
-        "RequestReceived",
-        "ResponseStarted",
-        "ResponseComplete",
-    ]
-    assert stages_for(watch, "Metadata", (), long_running=False) == [
-        "RequestReceived",
-        "ResponseComplete",
-    ]
 
 
 def test_level_names() -> None:
@@ -318,9 +314,8 @@ def test_object_ref_completed_from_request_body_after_request_received() -> None
     ]
 
 
-def test_unauthenticated_user_and_empty_optional_fields() -> None:
-    rr, _ = build(attrs("get", user=None), ev("Metadata"), source_ips=[], user_agent="")
-    assert rr["user"] == {}
+def test_empty_optional_fields_are_omitted() -> None:
+    rr, _ = build(attrs("get"), ev("Metadata"), source_ips=[], user_agent="")
     assert "sourceIPs" not in rr and "userAgent" not in rr
 
 
@@ -421,10 +416,10 @@ def test_legacy_line_without_user_or_namespace() -> None:
     a = attrs(
         "get", user=None, is_resource_request=False, path="/version", resource="", namespace=""
     )
-    rr, _ = build(a, ev("Metadata"), source_ips=[], request_uri="/version")
-    line = event_string(rr)
+    (rs,) = build(a, ev("Metadata"), source_ips=[], request_uri="/version")
+    line = event_string(rs)
     assert 'ip="<unknown>" method="get" user="<none>" groups="<none>"' in line
-    assert 'namespace="<none>"' in line
+    assert 'namespace="<none>"' in line and line.endswith('response="401"')
 
 
 def test_unknown_format() -> None:
@@ -517,13 +512,308 @@ def test_rotation_like_lumberjack(tmp_path: Path) -> None:
     log = tmp_path / "audit.log"
     big = "x" * 400_000 + "\n"
     now = datetime(2026, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
-    rotated = append_events(log, [big, big, big], max_size_mb=1, max_backups=1, now=now)
+    rotated = append_events(log, [big, big, big], lumberjack_max_size_mb=1, max_backups=1, now=now)
     assert [p.name for p in rotated] == ["audit-2026-05-01T12-00-00.250.log"]
     assert log.stat().st_size == len(big)
     rotated += append_events(
-        log, [big, big, big], max_size_mb=1, max_backups=1, now=now + timedelta(seconds=1)
+        log,
+        [big, big, big],
+        lumberjack_max_size_mb=1,
+        max_backups=1,
+        now=now + timedelta(seconds=1),
     )
     backups = sorted(p.name for p in tmp_path.iterdir() if p.name != "audit.log")
     assert backups == ["audit-2026-05-01T12-00-01.250.log"]  # max_backups=1 dropped the older one
     with pytest.raises(AuditLogError, match="exceeds maximum file size"):
-        append_events(log, ["y" * (2 * 1024 * 1024)], max_size_mb=1)
+        append_events(log, ["y" * (2 * 1024 * 1024)], lumberjack_max_size_mb=1)
+
+
+# --------------------------------------------------------------------------- authorization decision
+
+DEV = UserInfo("dev", ("system:authenticated",))
+DECISION, REASON = DECISION_ANNOTATION, REASON_ANNOTATION
+
+
+def refused(a: RequestAttributes, e: RuleEvaluation, **kw: Any) -> list[dict[str, Any]]:
+    """A request RBAC denies: 403, and RBAC gives no reason for a denial."""
+    return build(a, e, response_code=403, reason="", **kw)
+
+
+def test_decision_follows_the_response_code() -> None:
+    _, ok = build(attrs("get", name="web"), ev("Metadata"), reason="")
+    assert ok["annotations"][DECISION] == "allow"
+    _, rc = refused(attrs("get", name="web", user=DEV), ev("Metadata"))
+    assert rc["annotations"] == {DECISION: "forbid", REASON: ""}
+    # The caller can say otherwise: an admission webhook's 403 was allowed by RBAC.
+    denied_by_webhook = {"status": "Failure", "message": "denied", "reason": "Forbidden"}
+    _, rc = build(
+        attrs("create", user=DEV),
+        ev("Metadata"),
+        response_code=403,
+        decision="allow",
+        response_status=denied_by_webhook,
+    )
+    assert rc["annotations"][DECISION] == "allow"
+    assert rc["responseStatus"] == {"metadata": {}, **denied_by_webhook, "code": 403}
+
+
+# responsewriters.Forbidden + apierrors.NewForbidden, one row per message shape.
+FORBIDDEN_CASES = [
+    (
+        {"verb": "list", "resource": "secrets"},
+        'secrets is forbidden: User "dev" cannot list resource "secrets" in API group "" '
+        'in the namespace "default"',
+        {"kind": "secrets"},
+    ),
+    (
+        {"verb": "get", "resource": "secrets", "name": "db"},
+        'secrets "db" is forbidden: User "dev" cannot get resource "secrets" in API group "" '
+        'in the namespace "default"',
+        {"name": "db", "kind": "secrets"},
+    ),
+    (
+        {"verb": "list", "resource": "nodes", "namespace": ""},
+        'nodes is forbidden: User "dev" cannot list resource "nodes" in API group "" '
+        "at the cluster scope",
+        {"kind": "nodes"},
+    ),
+    (
+        {"verb": "create", "resource": "pods", "subresource": "exec", "name": "web"},
+        'pods "web" is forbidden: User "dev" cannot create resource "pods/exec" in API group "" '
+        'in the namespace "default"',
+        {"name": "web", "kind": "pods"},
+    ),
+    (
+        {"verb": "list", "resource": "deployments", "api_group": "apps"},
+        'deployments.apps is forbidden: User "dev" cannot list resource "deployments" '
+        'in API group "apps" in the namespace "default"',
+        {"group": "apps", "kind": "deployments"},
+    ),
+    (
+        {"verb": "get", "is_resource_request": False, "path": "/metrics", "resource": "",
+         "namespace": ""},
+        'forbidden: User "dev" cannot get path "/metrics"',
+        {},
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "message", "details"), FORBIDDEN_CASES)
+def test_forbidden_status_like_responsewriters(
+    fields: dict[str, Any], message: str, details: dict[str, str]
+) -> None:
+    rc = refused(attrs(user=DEV, **fields), ev("Metadata"))[-1]  # exec is long-running
+    assert rc["responseStatus"] == {
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": "Forbidden",
+        "details": details,  # a set pointer: present even when empty
+        "code": 403,
+    }
+    assert list(rc["responseStatus"]) == [
+        "metadata", "status", "message", "reason", "details", "code"
+    ]
+
+
+def test_forbidden_reason_and_sanitizer() -> None:
+    status = forbidden_status(attrs("get", user=UserInfo("<b>&", ())), reason="no RBAC rule")
+    assert status["message"].endswith(
+        'User "&lt;b&gt;&amp;" cannot get resource "pods" in API group "" '
+        'in the namespace "default": no RBAC rule'
+    )
+
+
+def test_forbidden_request_body_is_not_logged_and_status_is_the_response() -> None:
+    a = attrs("create", user=DEV)
+    rr, rc = refused(a, ev("RequestResponse"), request_object=POD)
+    assert "requestObject" not in rc  # refused before the handler decoded it
+    assert "name" not in rc["objectRef"]  # so nothing completed the reference either
+    status = {k: v for k, v in rc["responseStatus"].items() if k != "metadata"}
+    assert rc["responseObject"] == {"kind": "Status", "apiVersion": "v1", "metadata": {}, **status}
+    assert "responseObject" not in rr and "annotations" not in rr
+
+
+def test_forbidden_long_running_request_reports_at_response_started() -> None:
+    a = attrs("create", user=DEV, subresource="exec", name="web")
+    rr, rs, rc = refused(a, ev("Metadata"))
+    assert rs["stage"] == "ResponseStarted"
+    assert rs["responseStatus"]["reason"] == "Forbidden"
+    assert rs["annotations"] == rc["annotations"] == {DECISION: "forbid", REASON: ""}
+
+
+# --------------------------------------------------------------------------- failed authentication
+
+UNAUTHORIZED = {
+    "metadata": {},
+    "status": "Failure",
+    "message": "Unauthorized",
+    "reason": "Unauthorized",
+    "code": 401,
+}
+
+
+def test_failed_authentication_is_one_response_started_event() -> None:
+    a = attrs("list", user=None)
+    (event,) = build(a, ev("Metadata"), response_code=200, request_object=POD)
+    assert event["stage"] == "ResponseStarted"
+    assert event["user"] == {}
+    assert event["responseStatus"] == UNAUTHORIZED
+    assert event["objectRef"] == {"resource": "pods", "namespace": "default", "apiVersion": "v1"}
+    assert "annotations" not in event and "requestObject" not in event
+    assert event["stageTimestamp"] > event["requestReceivedTimestamp"]
+    assert list(event) == [k for k in EVENT_KEYS if k in event]
+
+
+def test_failed_authentication_levels_and_omitted_stage() -> None:
+    a = attrs("get", user=None, is_resource_request=False, path="/api", resource="",
+              namespace="")
+    assert build(a, ev("None")) == []
+    assert build(a, ev("Metadata", omit=("ResponseStarted",))) == []
+    # RequestReceived/ResponseComplete are never emitted for it, so omitting them changes nothing.
+    (event,) = build(a, ev("RequestResponse", omit=("RequestReceived", "ResponseComplete")))
+    assert "objectRef" not in event
+    status = {k: v for k, v in UNAUTHORIZED.items() if k != "metadata"}
+    assert event["responseObject"] == {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                       **status}
+
+
+def test_failed_authentication_from_the_real_checker() -> None:
+    policy = load_policy(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+        "- level: None\n  userGroups: [system:unauthenticated]\n"  # never matches: no user at all
+        "- level: Metadata\n",
+    )
+    a = attrs("get", user=None)
+    events = build(a, evaluate(policy, a))
+    assert [e["stage"] for e in events] == ["ResponseStarted"]
+
+
+# --------------------------------------------------------------------------- lumberjack rotation
+
+
+@pytest.fixture
+def small_megabyte(monkeypatch: pytest.MonkeyPatch) -> int:
+    # lumberjack's own tests shrink its megabyte the same way.
+    monkeypatch.setattr(logfile, "_MEGABYTE", 10)
+    return 10
+
+
+def test_unset_maxsize_rotates_at_lumberjacks_default(tmp_path: Path, small_megabyte: int) -> None:
+    log = tmp_path / "audit.log"
+    line = "x" * 99 + "\n"  # 100 bytes; the default limit is 100 "MB" = 1000 bytes here
+    now = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    assert append_events(log, [line] * 10, now=now) == []
+    assert log.stat().st_size == 1000
+    rotated = append_events(log, [line], lumberjack_max_size_mb=None, now=now)
+    assert [p.name for p in rotated] == ["audit-2026-05-01T12-00-00.000.log"]
+    assert log.stat().st_size == 100
+    # 0 means the default too, and the old spelling still works.
+    assert append_events(log, [line] * 9, lumberjack_max_size_mb=0, now=now) == []
+    assert len(append_events(log, [line], lumberjack_max_size_mb=0, now=now)) == 1
+
+
+def test_first_write_rotates_at_the_limit_later_ones_past_it(
+    tmp_path: Path, small_megabyte: int
+) -> None:
+    log = tmp_path / "audit.log"
+    now = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    log.write_text("a" * 5)
+    # openExistingOrNew: 5 + 5 >= 10 rotates the existing file before writing.
+    assert len(append_events(log, ["b" * 4 + "\n"], lumberjack_max_size_mb=1, now=now)) == 1
+    assert log.read_text() == "bbbb\n"
+    # Write: 5 + 5 > 10 is false, so the same sizes fill the file exactly.
+    log.write_text("")
+    rotated = append_events(log, ["c" * 4 + "\n"] * 2, lumberjack_max_size_mb=1, now=now)
+    assert rotated == [] and log.stat().st_size == 10
+    # A missing file is created, never rotated, even when the first line fills it.
+    fresh = tmp_path / "fresh.log"
+    assert append_events(fresh, ["d" * 9 + "\n"], lumberjack_max_size_mb=1, now=now) == []
+
+
+def test_old_backups_are_milled_when_the_log_is_opened(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    for stamp in ("2026-05-01T12-00-00.000", "2026-05-01T12-00-01.000", "2026-05-01T12-00-02.000"):
+        (tmp_path / f"audit-{stamp}.log").write_text("old\n")
+    append_events(log, ['{"kind":"Event"}\n'], max_backups=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "audit-2026-05-01T12-00-02.000.log",
+        "audit.log",
+    ]
+
+
+# --------------------------------------------------------------------------- streaming reads
+
+
+def test_iter_events_streams_a_big_log(tmp_path: Path) -> None:
+    import tracemalloc
+
+    log = tmp_path / "audit.log"
+    (_, rc) = build(attrs("get", name="web"), ev("Metadata"))
+    line = format_line(rc)
+    with log.open("w") as fh:
+        for _ in range(20_000):
+            fh.write(line)
+    assert log.stat().st_size > 10 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in iter_events(log))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 20_000
+    assert peak < 2 * 1024 * 1024  # a few lines at a time, never the file
+
+
+def test_iter_events_opens_eagerly_and_reads_lazily(tmp_path: Path) -> None:
+    with pytest.raises(AuditLogError, match="does not exist"):
+        iter_events(tmp_path / "nope.log")
+    with pytest.raises(ValueError, match="not in list of known formats"):
+        iter_events(tmp_path / "nope.log", "yaml")
+    log = tmp_path / "audit.log"
+    log.write_text("".join(_lines()) + "garbage\n")
+    events = iter_events(log)
+    assert next(events)["stage"] == "RequestReceived"  # nothing read past the first line yet
+    with pytest.raises(AuditLogError) as info:
+        list(events)
+    assert info.value.line == 6
+
+
+def test_overlong_line_is_refused_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logfile, "MAX_LINE_BYTES", 100)
+    log = tmp_path / "audit.log"
+    log.write_text("x" * 500)
+    with pytest.raises(AuditLogError, match="longer than 100 bytes") as info:
+        read_events(log)
+    assert info.value.line == 1
+
+
+def _returns_quickly(fn: Any, seconds: float = 5.0) -> BaseException | None:
+    """Run ``fn`` in a thread; fail the test if it blocks (a FIFO read would)."""
+    import threading
+
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fn()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "blocked on a FIFO"
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "audit.log"
+    os.mkfifo(fifo)
+    err = _returns_quickly(lambda: read_events(fifo))
+    assert isinstance(err, AuditLogError)
+    assert "named pipe (FIFO), not a regular file" in err.message

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import stat
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lab.engines.audit.flags import APISERVER_FLAGS, FlagError, parse_flags
-from lab.engines.audit.gotext import go_parse_duration, go_parse_int, klog_line
-from lab.engines.audit.manifest import DEFAULT_MANIFEST, analyse_apiserver, apply_host_changes
-from lab.engines.audit.nodefs import NodePathError, node_path, resolve_in_node
+from lab.engines.audit.gotext import (
+    go_aggregate,
+    go_file_mode,
+    go_parse_duration,
+    go_parse_int,
+    go_parse_uint,
+    klog_line,
+)
+from lab.engines.audit.manifest import (
+    DEFAULT_MANIFEST,
+    MAX_MANIFEST_BYTES,
+    analyse_apiserver,
+    apply_host_changes,
+)
+from lab.engines.audit.nodefs import NodePathError, resolve_in_node
+from lab.engines.audit.policy import MAX_POLICY_BYTES
 from lab.errors import LabError
 
 HERE = Path(__file__).parent
@@ -104,6 +120,11 @@ def build_node(root: Path, case: dict[str, Any]) -> Path:
     return node
 
 
+def _node_path(node: Path, real: Path) -> str:
+    rel = real.relative_to(node.resolve())
+    return "/" + rel.as_posix() if rel.parts else "/"
+
+
 def _as_list(value: Any) -> list[str]:
     return value if isinstance(value, list) else [value]
 
@@ -166,10 +187,8 @@ def test_manifest_case(case: dict[str, Any], tmp_path: Path) -> None:
         assert path not in changed, sorted(changed)
     for name, value in (exp.get("flags") or {}).items():
         assert state.flags.get(name) == value, state.flags
-    for name, line in (exp.get("flag_lines") or {}).items():
-        assert state.flag_lines.get(name) == line, state.flag_lines
     if exp.get("flags_empty"):
-        assert state.flags == {} and state.flag_lines == {}
+        assert state.flags == {}
     elif "flags_empty" in exp:
         assert state.flags
 
@@ -178,7 +197,7 @@ def test_manifest_case(case: dict[str, Any], tmp_path: Path) -> None:
     made = apply_host_changes(node, state)
     for change, real in zip(state.host_changes, made, strict=True):
         assert real.is_dir() if change.kind == "dir" else real.is_file()
-        assert node_path(node, real) == change.path
+        assert _node_path(node, real) == change.path
     # A restart on the node as it now is ends the same way and creates nothing more.
     again = analyse_apiserver(node)
     assert (again.running, again.error) == (state.running, state.error)
@@ -268,12 +287,13 @@ def test_webhook_is_noted_not_simulated(tmp_path: Path) -> None:
     assert any("webhook" in n for n in state.notes)
 
 
-def test_flag_lines_point_at_the_last_occurrence(tmp_path: Path) -> None:
-    node = build_node(tmp_path, {"add_flags": ["--audit-log-path=/a.log", "--audit-log-path=-"]})
+def test_errors_point_at_the_last_occurrence_of_a_flag(tmp_path: Path) -> None:
+    flags = ["--audit-log-path=-", "--audit-log-maxage=1", "--audit-log-maxage=-1"]
+    node = build_node(tmp_path, {"add_flags": flags})
     state = analyse_apiserver(node)
-    assert state.flag_lines["audit-log-path"] == 44
-    assert state.flag_lines["etcd-servers"] == 24
-    assert state.manifest_line == 13
+    assert state.error == "--audit-log-maxage -1 can't be a negative number"
+    assert state.error_line == 45
+    assert state.flags["audit-log-maxage"] == "-1"
     assert [m.name for m in state.mounts][:1] == ["ca-certs"]
     assert state.mounts[2].host_path == "/etc/kubernetes/pki"
     assert state.mounts[2].read_only and state.mounts[2].host_type == "DirectoryOrCreate"
@@ -331,6 +351,22 @@ def test_go_parse_int_accepts(text: str, value: int) -> None:
 def test_go_parse_int_rejects(text: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         go_parse_int(text)
+
+
+def test_go_parse_uint_and_aggregate_and_file_mode() -> None:
+    assert go_parse_uint("0x10") == 16
+    assert go_parse_uint("18446744073709551615") == 2**64 - 1
+    for bad, reason in (("+1", "invalid syntax"), ("-1", "invalid syntax"),
+                        ("18446744073709551616", "value out of range")):
+        with pytest.raises(ValueError, match=reason):
+            go_parse_uint(bad)
+    assert go_aggregate(["a"]) == "a"
+    assert go_aggregate(["a", "b", "a"]) == "[a, b]"
+    assert go_aggregate(["a", "a"]) == "a"
+    assert go_file_mode(stat.S_IFIFO | 0o644) == "prw-r--r--"
+    assert go_file_mode(stat.S_IFCHR | 0o666) == "Dcrw-rw-rw-"
+    assert go_file_mode(stat.S_IFSOCK | 0o755) == "Srwxr-xr-x"
+    assert go_file_mode(stat.S_IFREG | stat.S_ISUID | 0o755) == "urwxr-xr-x"
 
 
 def testgo_parse_duration() -> None:
@@ -468,14 +504,181 @@ def test_messages_keep_the_path_as_written(tmp_path: Path) -> None:
     assert state.log is not None and state.log.path == "/var/log/kubernetes/audit"
 
 
-def test_alias_bomb_is_refused(tmp_path: Path) -> None:
+def _bomb_rows(levels: int = 9) -> list[str]:
     rows = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    for i in range(9):
+    for i in range(levels):
         prev, cur = chr(97 + i), chr(98 + i)
         rows.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
-    state = analyse_apiserver(build_node(tmp_path, {"raw": "\n".join(rows) + "\n"}))
+    return rows
+
+
+def _merge_bomb_rows(levels: int = 8) -> list[str]:
+    rows = ["m0: &m0 {k0: v, k1: v, k2: v, k3: v, k4: v, k5: v, k6: v, k7: v}"]
+    for i in range(1, levels):
+        rows.append(f"m{i}: &m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 8) + "]}")
+    return rows
+
+
+def _key_bomb_rows() -> list[str]:
+    # The expansion hides in a key: never built without counting it.
+    return ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]"
+        for i in range(2)
+    ] + ["? [" + ", ".join(["*c"] * 400) + "]\n: x"]
+
+
+@pytest.mark.parametrize(
+    "rows", [_bomb_rows(), _merge_bomb_rows(), _key_bomb_rows()], ids=["aliases", "merge", "key"]
+)
+def test_alias_bomb_is_refused_quickly(tmp_path: Path, rows: list[str]) -> None:
+    node = build_node(tmp_path, {"raw": "\n".join(rows) + "\n"})
+    start = time.perf_counter()
+    state = analyse_apiserver(node)
+    assert time.perf_counter() - start < 1.0
     assert not state.running
     assert "excessive aliasing" in (state.error or "")
+
+
+def test_asterisks_in_comments_are_not_aliases(tmp_path: Path) -> None:
+    # The regex pre-check used to count these 101 "*1" as aliases and refuse the pod.
+    comments = "".join(f"# step *{i}\n" for i in range(101))
+    node = build_node(tmp_path, {"replace": [["apiVersion: v1\n", comments + "apiVersion: v1\n"]]})
+    state = analyse_apiserver(node)
+    assert state.running, state.error
+
+
+def test_merge_keys_follow_go_yaml_v2(tmp_path: Path) -> None:
+    from lab.engines.audit.goyaml import GoYAMLError, load_document
+
+    doc, lines = load_document(
+        "base: &base {a: 1, b: 2}\n"
+        "x: {a: 0, <<: *base, b: 3}\n"  # merged where "<<" stands: overrides a, then b wins
+        "y: {<<: [{a: 1}, {a: 2, c: 3}]}\n"  # the first map of a list wins
+    )
+    assert doc["x"] == {"a": 1, "b": 3}
+    assert doc["y"] == {"a": 1, "c": 3}
+    assert lines.of("x") == 2
+    with pytest.raises(GoYAMLError, match="map merge requires map or sequence of maps"):
+        load_document("x: {<<: [1, 2]}\n")
+
+
+# --------------------------------------------------------------------------- reading node files
+
+
+def _manifest_path(node: Path) -> Path:
+    return node / DEFAULT_MANIFEST.lstrip("/")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_manifest_fifo_is_skipped_like_kubelet(tmp_path: Path) -> None:
+    manifest = _manifest_path(tmp_path)
+    manifest.parent.mkdir(parents=True)
+    os.mkfifo(manifest, 0o644)
+    start = time.perf_counter()
+    state = analyse_apiserver(tmp_path, now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    assert time.perf_counter() - start < 1.0  # stat first: the FIFO is never opened
+    assert not state.running and state.error_source == "kubelet"
+    assert "is a named pipe (FIFO)" in (state.error or "")
+    assert state.log_line == (
+        'E0501 12:00:00.000000     700 file.go:193] "Manifest path is not a directory or file" '
+        'path="/etc/kubernetes/manifests/kube-apiserver.yaml" mode="prw-r--r--"'
+    )
+
+
+def test_manifest_directory_is_skipped_like_kubelet(tmp_path: Path) -> None:
+    _manifest_path(tmp_path).mkdir(parents=True)
+    state = analyse_apiserver(tmp_path)
+    assert not state.running
+    assert state.log_line is not None and (
+        '"Provided manifest path is a directory, not recursing into manifest path" '
+        'path="/etc/kubernetes/manifests/kube-apiserver.yaml"'
+    ) in state.log_line
+
+
+def test_manifest_at_the_read_limit_is_refused(tmp_path: Path) -> None:
+    manifest = _manifest_path(tmp_path)
+    manifest.parent.mkdir(parents=True)
+    # utilio.ReadAtMost fails once it has read maxConfigLength bytes: exactly 10 MiB is too much.
+    with manifest.open("wb") as fh:
+        fh.truncate(MAX_MANIFEST_BYTES)
+    state = analyse_apiserver(tmp_path)
+    assert not state.running
+    assert (state.error or "").startswith("the read limit is reached")
+    assert 'err="the read limit is reached"' in (state.log_line or "")
+    with manifest.open("r+b") as fh:
+        fh.truncate(MAX_MANIFEST_BYTES - 1)  # one byte less: read, then refused as YAML
+    assert "read limit" not in (analyse_apiserver(tmp_path).error or "")
+
+
+POLICY_CASE = {
+    "add_flags": [
+        "--audit-policy-file=/etc/kubernetes/audit/policy.yaml",
+        "--audit-log-path=/var/log/kubernetes/audit/audit.log",
+    ],
+    "mounts": [
+        {"name": "audit", "hostPath": "/etc/kubernetes/audit",
+         "mountPath": "/etc/kubernetes/audit", "type": "DirectoryOrCreate"},
+        {"name": "audit-log", "hostPath": "/var/log/kubernetes/audit",
+         "mountPath": "/var/log/kubernetes/audit", "type": "DirectoryOrCreate"},
+    ],
+    "dirs": ["/etc/kubernetes/audit"],
+}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_policy_fifo_is_refused_not_read(tmp_path: Path) -> None:
+    node = build_node(tmp_path, POLICY_CASE)
+    os.mkfifo(node / "etc/kubernetes/audit/policy.yaml")
+    start = time.perf_counter()
+    state = analyse_apiserver(node)
+    assert time.perf_counter() - start < 1.0
+    assert not state.running and state.error_source == "kube-apiserver"
+    assert state.error == (
+        'loading audit policy file: failed to read file path "/etc/kubernetes/audit/policy.yaml": '
+        "/etc/kubernetes/audit/policy.yaml is a named pipe (FIFO), not a regular file "
+        "(kube-apiserver would block reading it; the lab refuses to)"
+    )
+
+
+def test_policy_socket_fails_to_open_like_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = build_node(tmp_path, POLICY_CASE)
+    monkeypatch.chdir(node / "etc/kubernetes/audit")  # AF_UNIX paths are short: bind relatively
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("policy.yaml")
+        state = analyse_apiserver(node)
+    assert state.error == (
+        'loading audit policy file: failed to read file path "/etc/kubernetes/audit/policy.yaml": '
+        "open /etc/kubernetes/audit/policy.yaml: no such device or address"
+    )
+
+
+def test_oversized_policy_is_read_only_to_the_limit(tmp_path: Path) -> None:
+    node = build_node(tmp_path, POLICY_CASE)
+    with (node / "etc/kubernetes/audit/policy.yaml").open("wb") as fh:
+        fh.truncate(50 * MAX_POLICY_BYTES)
+    state = analyse_apiserver(node)
+    assert not state.running
+    assert f"more than {MAX_POLICY_BYTES} bytes" in (state.error or "")
+
+
+def test_pod_validation_order() -> None:
+    from lab.engines.audit.goyaml import Lines
+    from lab.engines.audit.podspec import validate_pod
+
+    spec = {"volumes": [{"name": "a", "hostPath": {"path": "", "type": "Nope"}},
+                        {"name": "a", "emptyDir": {}}, {"emptyDir": {}, "configMap": {}}]}
+    errs, _ = validate_pod(spec, Lines())
+    assert errs == [
+        # Empty path: validateHostPathVolumeSource returns before checking the type.
+        "spec.volumes[0].hostPath.path: Required value",
+        # Volume 0 had errors, so it is not registered: "a" again is no duplicate.
+        "spec.volumes[2].configMap: Forbidden: may not specify more than 1 volume type",
+        "spec.volumes[2].name: Required value",
+        # ValidatePodSpec validates the containers after the volumes.
+        "spec.containers: Required value",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,38 @@ def test_load_policy_file_reads_a_valid_file(tmp_path: Path) -> None:
     path.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n")
     policy = load_policy_file(path)
     assert policy.source == str(path) and policy.rules[0].line == 4
+
+
+def test_unknown_group_version_is_not_a_decoding_error() -> None:
+    # reader.go returns it bare; only decoder errors get "failed decoding: ".
+    with pytest.raises(PolicyError) as info:
+        load_policy("rules: [{level: Metadata}]\n", SOURCE)
+    assert apiserver_policy_error(info.value) == (
+        "loading audit policy file: unknown group version field audit.k8s.io/__internal, "
+        f"Kind=Policy in policy: from file {SOURCE}"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_policy_file_is_refused_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    start = time.perf_counter()
+    with pytest.raises(PolicyError) as info:
+        load_policy_file(fifo)
+    assert time.perf_counter() - start < 1.0
+    assert info.value.errors == [
+        f"{fifo} is a named pipe (FIFO), not a regular file "
+        "(kube-apiserver would block reading it; the lab refuses to)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("plain", "value"),
+    [("0x1F", 31), ("0o17", 15), ("017", 15), ("-0b101", -5), ("18446744073709551615", 2**64 - 1),
+     ("9223372036854775807", 2**63 - 1), ("+12", 12), ("-9223372036854775808", -(2**63)),
+     ("-9223372036854775809", None), ("+18446744073709551615", None), ("08", None), ("0x", None),
+     ("1e3", None)],
+)
+def test_yaml_ints_use_go_parse_int_then_parse_uint(plain: str, value: int | None) -> None:
+    assert policy_module._go_int(plain) == value

@@ -13,6 +13,7 @@ from lab.engines.audit.policy import GroupResources, Policy, PolicyRule
 from lab.engines.audit.validation import (
     go_quote,
     go_string_slice,
+    is_dns1123_label,
     validate_policy,
     validate_policy_located,
 )
@@ -59,3 +60,28 @@ def test_go_quote_matches_strconv_quote(text: str, quoted: str) -> None:
 def test_go_string_slice() -> None:
     assert go_string_slice(["/a", 'b"']) == '[]string{"/a", "b\\""}'
     assert go_string_slice([]) == "[]string{}"
+
+
+_LABEL_REGEX_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "errors"),
+    [
+        ("audit-policy", []),
+        ("0abc", []),
+        ("a" * 63, []),
+        ("a" * 64, ["must be no more than 63 characters"]),
+        ("audit_policy", [_LABEL_REGEX_MSG]),
+        ("Audit", [_LABEL_REGEX_MSG]),
+        ("-audit", [_LABEL_REGEX_MSG]),
+        ("audit.policy", ["must not contain dots"]),
+        ("", [_LABEL_REGEX_MSG]),
+    ],
+)
+def test_is_dns1123_label_like_apimachinery(value: str, errors: list[str]) -> None:
+    assert is_dns1123_label(value) == errors

@@ -47,3 +47,48 @@ def test_json_and_junit_carry_the_cause_with_each_check(tmp_path: Path) -> None:
     failures = ET.fromstring(render_junit([result])).findall(".//failure")
     with_cause = [f for f in failures if "loading audit policy file" in f.get("message", "")]
     assert len(with_cause) == len(down)
+
+
+def _hostile_result():  # type: ignore[no-untyped-def]
+    from lab.grading.results import CheckResult, ScenarioResult, TaskResult
+
+    value = "/var/log/\x01\x1b[2J\x1b]0;owned\x07\x7f\x9b\u202e\udcff.log"
+    checks = [
+        CheckResult(
+            "apiserver_flag",
+            f"kube-apiserver runs with --audit-log-path={value}",
+            False,
+            0,
+            2,
+            f"--audit-log-path is {value}\x00, not /var/log/audit.log",
+            cause=f"kube-apiserver is not running: open {value}: no such file",
+        ),
+        CheckResult("apiserver_flag", "tab\there\nand newline", True, 1, 1, "ok\x0c"),
+    ]
+    task = TaskResult("t\x1b", "Task \x1b[31mred", checks, hint_penalty=0)
+    return ScenarioResult("sc\x02", "Title\x1b", "sim", "run", [task], notes=[f"note {value}"])
+
+
+def test_text_report_escapes_control_characters() -> None:
+    text = render_text(_hostile_result(), width=80)
+    raw = [ch for ch in text if ch != "\n" and (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0)]
+    assert raw == []
+    assert "\u202e" not in text and "\udcff" not in text
+    assert "\\x1b[2J" in text and "\\x01" in text and "\\u202e" in text and "\\udcff" in text
+    text.encode("utf-8")  # printable on any UTF-8 terminal: no lone surrogates
+    # colour codes are the report's own, and only those
+    colored = render_text(_hostile_result(), color=True, width=80)
+    assert colored.count("\x1b") == 2 * colored.count("\x1b[0m")
+
+
+def test_junit_of_hostile_text_is_valid_xml() -> None:
+    xml = render_junit([_hostile_result()])
+    root = ET.fromstring(xml.encode("utf-8"))
+    failure = root.find(".//failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert "\\x1b[2J" in message and "\\x00" in message and "\\udcff" in message
+    assert failure.text == message
+    names = [c.get("name", "") for c in root.iter("testcase")]
+    assert names[1] == "tab\there\nand newline"  # whitespace XML can hold is kept
+    assert root.find("testsuite").get("name") == "sc\\x02"  # type: ignore[union-attr]

@@ -132,7 +132,7 @@ def replay_audit(
             target,
             lines,
             create_parents=True,
-            max_size_mb=log.maxsize,
+            lumberjack_max_size_mb=log.maxsize,
             max_backups=log.maxbackup or 0,
         )
         with target.open(encoding="utf-8", errors="replace") as fh:

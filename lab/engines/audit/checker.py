@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lab.engines.audit.policy import GroupResources, Policy, PolicyRule
+from lab.engines.audit.stages import LEVEL_NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class CompiledPolicy:
             for i, rule in enumerate(policy.rules)
         )
         self._default = RuleEvaluation(
-            "None", tuple(sorted(set(policy.omit_stages))), policy.omit_managed_fields, None)
+            LEVEL_NONE, tuple(sorted(set(policy.omit_stages))), policy.omit_managed_fields, None)
 
     def evaluate(self, attrs: RequestAttributes) -> RuleEvaluation:
         for matches, result in self._rules:

@@ -1,12 +1,14 @@
 """Go's text conventions, so simulated errors read as the real binaries print them.
 
 strconv and time value parsing (with Go's error reasons), ``*os.PathError``
-messages, ``%q`` for a rune, and klog's text line format.
+messages, ``%q`` for a rune, klog's text line format, utilerrors' aggregate,
+``os.FileMode`` strings and the time formats audit events use.
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ ENOENT = "no such file or directory"
 ENOTDIR = "not a directory"
 EISDIR = "is a directory"
 EROFS = "read-only file system"
+ENXIO = "no such device or address"
 
 
 def path_error(op: str, path: str, errno_text: str) -> str:
@@ -41,10 +44,12 @@ def klog_line(
     return head + "".join(f" {k}={go_quote(v)}" for k, v in kv)
 
 
-def go_parse_int(s: str) -> int:
-    """strconv.ParseInt(s, 0, 64); raises ValueError("invalid syntax" | "value out of range")."""
-    body = s[1:] if s[:1] in ("+", "-") else s
-    neg = s[:1] == "-"
+def _parse_base0(s: str, signed: bool) -> tuple[bool, int]:
+    """strconv's base-0 syntax: (negative, magnitude); raises ValueError("invalid syntax")."""
+    sign = s[:1] if s[:1] in ("+", "-") else ""
+    if sign and not signed:
+        raise ValueError("invalid syntax")  # ParseUint takes no sign
+    body = s[len(sign):]
     low = body.lower()
     prefixed = True
     if low.startswith(("0x", "0b", "0o")):
@@ -59,10 +64,86 @@ def go_parse_int(s: str) -> int:
     clean = digits.replace("_", "")
     if not clean or any(c not in "0123456789abcdef"[:base] for c in clean.lower()):
         raise ValueError("invalid syntax")
-    value = -int(clean, base) if neg else int(clean, base)
+    return sign == "-", int(clean, base)
+
+
+def go_parse_int(s: str) -> int:
+    """strconv.ParseInt(s, 0, 64); raises ValueError("invalid syntax" | "value out of range")."""
+    negative, magnitude = _parse_base0(s, signed=True)
+    value = -magnitude if negative else magnitude
     if not -(2**63) <= value <= 2**63 - 1:
         raise ValueError("value out of range")
     return value
+
+
+def go_parse_uint(s: str) -> int:
+    """strconv.ParseUint(s, 0, 64); raises ValueError("invalid syntax" | "value out of range")."""
+    _, value = _parse_base0(s, signed=False)
+    if value > 2**64 - 1:
+        raise ValueError("value out of range")
+    return value
+
+
+def go_aggregate(messages: list[str]) -> str:
+    """utilerrors.NewAggregate(errs).Error(): one error bare, several "[a, b]", repeats dropped."""
+    unique = list(dict.fromkeys(messages))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
+
+
+# os.FileMode.String(): one letter per type bit, in this order, then the rwx bits.
+_MODE_TYPE_LETTERS = (
+    (stat.S_ISDIR, "d"),
+    (stat.S_ISLNK, "L"),
+    (lambda m: stat.S_ISBLK(m) or stat.S_ISCHR(m), "D"),  # ModeDevice
+    (stat.S_ISFIFO, "p"),
+    (stat.S_ISSOCK, "S"),
+)
+
+
+def go_file_mode(st_mode: int) -> str:
+    """Go's os.FileMode String() for a stat mode, e.g. "prw-r--r--" for a named pipe."""
+    letters = "".join(ch for test, ch in _MODE_TYPE_LETTERS if test(st_mode))
+    if st_mode & stat.S_ISUID:
+        letters += "u"
+    if st_mode & stat.S_ISGID:
+        letters += "g"
+    if stat.S_ISCHR(st_mode):
+        letters += "c"
+    if st_mode & stat.S_ISVTX:
+        letters += "t"
+    bits = (0o400, 0o200, 0o100, 0o40, 0o20, 0o10, 0o4, 0o2, 0o1)
+    perm = "".join(ch if st_mode & bit else "-" for ch, bit in zip("rwxrwxrwx", bits, strict=True))
+    return (letters or "-") + perm
+
+
+def micro_time(ts: datetime) -> str:
+    """metav1.MicroTime JSON: UTC, always six fractional digits, 'Z'."""
+    return utc(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339_nano(ts: datetime) -> str:
+    """Go's time.RFC3339Nano for a UTC time: trailing zeros of the fraction trimmed."""
+    u = utc(ts)
+    base = u.strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{u.microsecond:06d}".rstrip("0")
+    return f"{base}.{frac}Z" if frac else f"{base}Z"
+
+
+def parse_micro_time(value: str) -> datetime | None:
+    """A MicroTime/RFC 3339 string back to a datetime (None when it is not one)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def utc(ts: datetime) -> datetime:
+    """``ts`` in UTC; a naive datetime is taken to be UTC already."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
 
 
 GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")

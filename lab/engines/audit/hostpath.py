@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lab.engines.audit.gotext import ENOENT, ENOTDIR, EROFS, path_error
-from lab.engines.audit.nodefs import NodePathError, normalize_node_path, resolve_in_node
+from lab.engines.audit.nodefs import (
+    NodePathError,
+    normalize_node_path,
+    read_regular,
+    resolve_in_node,
+)
 
 HOST_PATH_TYPES = (
     "",
@@ -132,10 +137,16 @@ class NodeView(_PathTree):
         self.created[path] = kind
         self.changes.append(HostChange(path=path, kind=kind, by=by))
 
-    def read_bytes(self, path: str) -> bytes:
+    def read_bytes(self, path: str, limit: int) -> bytes:
+        """At most ``limit + 1`` bytes of the regular file at node path ``path``.
+
+        Symlinks are followed inside the node only (:func:`resolve_in_node`);
+        raises NodePathError, NotRegularFile (a FIFO, device, directory...) or
+        OSError. A file this start-up creates reads as empty.
+        """
         if normalize_node_path(path) in self.created:
             return b""
-        return self.real(path).read_bytes()
+        return read_regular(self.real(path), limit, follow_symlinks=False)
 
 
 class ContainerFS(_PathTree):

@@ -26,10 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from lab.engines.audit.flags import FlagError, ParsedFlags, parse_flags
-from lab.engines.audit.gotext import ENOENT, go_quote, klog_line
+from lab.engines.audit.gotext import ENOENT, go_file_mode, go_quote, klog_line, path_error
 from lab.engines.audit.goyaml import GoYAMLError, Lines, load_document
 from lab.engines.audit.hostpath import ContainerFS, HostChange, Mount, NodeView, setup_pod_volumes
-from lab.engines.audit.nodefs import NodePathError, normalize_node_path, resolve_in_node
+from lab.engines.audit.nodefs import (
+    NodePathError,
+    NotRegularFile,
+    normalize_node_path,
+    resolve_in_node,
+)
 from lab.engines.audit.podspec import (
     command_line,
     container_mounts,
@@ -83,7 +88,6 @@ class ApiserverState:
     # The container's flags as written (last occurrence wins), also when the pod
     # never starts; empty only when kubelet cannot read a kube-apiserver container.
     flags: dict[str, str] = field(default_factory=dict)
-    flag_lines: dict[str, int] = field(default_factory=dict)
     mounts: list[Mount] = field(default_factory=list)
     policy: Policy | None = None
     policy_file: str | None = None  # container path from --audit-policy-file
@@ -93,7 +97,6 @@ class ApiserverState:
     notes: list[str] = field(default_factory=list)
     host_changes: list[HostChange] = field(default_factory=list)
     manifest_file: str = DEFAULT_MANIFEST
-    manifest_line: int | None = None  # line of the kube-apiserver container
 
     @property
     def auditing(self) -> bool:
@@ -177,8 +180,7 @@ def _analyse(node: NodeView, manifest: str, state: ApiserverState, now: datetime
     index = find_container(spec, CONTAINER_NAME)
     if index is not None:
         # Graders report the flags a learner wrote even when the pod never starts.
-        written = _written_flags(spec["containers"][index], lines, index)
-        state.flags, state.flag_lines = written.values, written.lines
+        state.flags = _written_flags(spec["containers"][index], lines, index)
     errs, line = validate_pod(spec, lines)
     if errs:
         raise _kubelet_manifest_error(f"invalid pod: [{' '.join(errs)}]", manifest, line, now)
@@ -192,7 +194,6 @@ def _analyse(node: NodeView, manifest: str, state: ApiserverState, now: datetime
     cpath = ("spec", "containers", index)
     container = spec["containers"][index]
     argv = command_line(container, lines, cpath)
-    state.manifest_line = lines.of(*cpath)
     state.mounts = container_mounts(spec, container, lines, cpath)
 
     # ---- 2. kubelet sets up the pod's volumes
@@ -226,21 +227,45 @@ def _analyse(node: NodeView, manifest: str, state: ApiserverState, now: datetime
 
 
 def _read_pod(node: NodeView, manifest: str, now: datetime | None) -> tuple[Any, Lines]:
-    """The manifest decoded as a Pod (a dict), or the kubelet error that refuses it."""
+    """The manifest decoded as a Pod (a dict), or the kubelet error that refuses it.
+
+    kubelet's file source stats every entry of the manifests directory and reads
+    only regular files, at most maxConfigLength bytes (utilio.ReadAtMost, which
+    fails once the limit is reached).
+    """
     try:
-        real = node.real(manifest)
+        data = node.read_bytes(manifest, MAX_MANIFEST_BYTES)
     except NodePathError as exc:
         raise _Stop(exc.message, SOURCE_KUBELET, file=manifest) from None
-    if not real.is_file():
+    except (FileNotFoundError, NotADirectoryError):
         raise _Stop(
             f"no static pod manifest at {manifest}: kubelet runs no kube-apiserver pod",
             SOURCE_KUBELET,
             file=manifest,
-        )
-    data = real.read_bytes()
-    if len(data) > MAX_MANIFEST_BYTES:
+        ) from None
+    except NotRegularFile as exc:
+        # extractFromDir logs these with a nil error and skips the entry.
+        if exc.kind == "directory":
+            message = "Provided manifest path is a directory, not recursing into manifest path"
+            kv, where = [("path", manifest)], "file.go:182"
+        else:
+            message = "Manifest path is not a directory or file"
+            kv = [("path", manifest), ("mode", go_file_mode(exc.st_mode))]
+            where = "file.go:193"
+        raise _Stop(
+            f"{message}: {manifest} is a {exc.kind}; kubelet runs no kube-apiserver pod",
+            SOURCE_KUBELET,
+            file=manifest,
+            log_line=klog_line(message, kv, where=where, pid=700, now=now),
+        ) from None
+    except OSError as exc:
+        err = path_error("open", manifest, (exc.strerror or str(exc)).lower())
+        raise _kubelet_manifest_error(err, manifest, None, now) from None
+    if len(data) >= MAX_MANIFEST_BYTES:
         raise _kubelet_manifest_error(
-            f"{manifest}: read {manifest}: file too large", manifest, None, now
+            "the read limit is reached", manifest, None, now,
+            shown=f"the read limit is reached (kubelet reads at most {MAX_MANIFEST_BYTES} "
+            f"bytes of {manifest})",
         )
     try:
         doc, lines = load_document(data.decode("utf-8", errors="replace"))
@@ -254,18 +279,19 @@ def _read_pod(node: NodeView, manifest: str, now: datetime | None) -> tuple[Any,
     return doc, lines
 
 
-def _written_flags(container: dict[str, Any], lines: Lines, index: int) -> ParsedFlags:
+def _written_flags(container: dict[str, Any], lines: Lines, index: int) -> dict[str, str]:
     """The flags as the manifest gives them, errors and all."""
     argv = command_line(container, lines, ("spec", "containers", index))
     # Without command: the args follow the image's entrypoint, so all are arguments.
-    return parse_flags(argv[1:] if container.get("command") else argv, strict=False)
+    return parse_flags(argv[1:] if container.get("command") else argv, strict=False).values
 
 
 def _kubelet_manifest_error(
-    err: str, manifest: str, line: int | None, now: datetime | None
+    err: str, manifest: str, line: int | None, now: datetime | None, *, shown: str | None = None
 ) -> _Stop:
+    """kubelet's "Could not process manifest file" ``err``; ``shown`` rewords it for learners."""
     return _Stop(
-        err,
+        shown or err,
         SOURCE_KUBELET,
         file=manifest,
         line=line,

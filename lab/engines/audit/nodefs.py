@@ -5,6 +5,10 @@ node's ``/``. Paths in manifests and flags are node paths ("/etc/kubernetes/..."
 this module maps them into the tree with chroot semantics: an absolute symlink
 target means "from the node's root", never from the real host's root. Anything
 that would leave the tree (``..`` above the root, symlink tricks) is refused.
+
+Files are read with :func:`read_regular`: stat first, refuse anything but a
+regular file (a FIFO would block the reader forever, a device never ends),
+and read at most one byte past the caller's limit.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import posixpath
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from lab.errors import LabError
 
@@ -20,8 +25,69 @@ from lab.errors import LabError
 _MAX_SYMLINKS = 40
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
 class NodePathError(LabError):
     """A node path that cannot be mapped into the node tree."""
+
+
+class NotRegularFile(LabError):
+    """A path that exists but is a directory, FIFO, socket, device or symlink."""
+
+    def __init__(self, path: str, st_mode: int) -> None:
+        self.st_mode = st_mode
+        self.kind = file_kind(st_mode)
+        super().__init__(f"is a {self.kind}, not a regular file", file=path)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "named pipe (FIFO)"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISLNK, "symbolic link"),
+    (stat.S_ISREG, "regular file"),
+)
+
+
+def file_kind(st_mode: int) -> str:
+    """What a stat mode is, in words ("named pipe (FIFO)", "directory", ...)."""
+    return next((name for test, name in _KINDS if test(st_mode)), "file of unknown type")
+
+
+def open_regular(path: Path, *, follow_symlinks: bool = True) -> BinaryIO:
+    """Open ``path`` for binary reading only if it is a regular file.
+
+    Stats first and never opens anything else (opening a FIFO blocks, some
+    devices act on open); the descriptor is checked again, so a swap between
+    the stat and the open cannot slip a FIFO in. With ``follow_symlinks``
+    false a symlink in the last component is refused: use it for paths
+    :func:`resolve_in_node` already resolved. OSError (missing file, no
+    permission, ...) propagates; a non-regular file raises :class:`NotRegularFile`.
+    """
+    st = os.stat(path, follow_symlinks=follow_symlinks)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(str(path), st.st_mode)
+    flags = os.O_RDONLY | _NONBLOCK | _CLOEXEC | (0 if follow_symlinks else _NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(str(path), st.st_mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path, limit: int, *, follow_symlinks: bool = True) -> bytes:
+    """A regular file's first ``limit + 1`` bytes at most (more than ``limit``: too big)."""
+    with open_regular(path, follow_symlinks=follow_symlinks) as fh:
+        return fh.read(limit + 1)
 
 
 def resolve_in_node(node_root: Path, abs_path: str, *, follow_final: bool = True) -> Path:
@@ -94,13 +160,6 @@ def _escapes(parts: list[str], target: str) -> bool:
         else:
             depth += 1
     return False
-
-
-def node_path(node_root: Path, real: Path) -> str:
-    """The node path ("/etc/...") of a real path under ``node_root``."""
-    root = Path(os.path.realpath(node_root))
-    rel = Path(os.path.abspath(real)).relative_to(root)
-    return "/" + rel.as_posix() if rel.parts else "/"
 
 
 def normalize_node_path(path: str) -> str:

@@ -14,6 +14,7 @@ from lab.engines.audit.gotext import go_quote, json_type
 from lab.engines.audit.goyaml import Lines
 from lab.engines.audit.hostpath import HOST_PATH_TYPES, Mount
 from lab.engines.audit.nodefs import normalize_node_path
+from lab.engines.audit.validation import is_dns1123_label
 
 
 def _type_error(value: Any, struct: str, path: str, gotype: str) -> str:
@@ -123,6 +124,10 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
         vwhere = ("spec", "volumes", vi)
         if not isinstance(v, dict):
             return _type_error(v, "PodSpec", "spec.volumes", "v1.Volume"), lines.of(*vwhere)
+        if v.get("name") is not None and not isinstance(v["name"], str):
+            return _type_error(v["name"], "Volume", "spec.volumes.name", "string"), lines.of(
+                *vwhere, "name"
+            )
         hp = v.get("hostPath")
         if hp is None:
             continue
@@ -139,23 +144,100 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
     return None, None
 
 
-VOLUME_SOURCES = (
-    "hostPath",
-    "emptyDir",
-    "configMap",
-    "secret",
-    "projected",
-    "downwardAPI",
-    "persistentVolumeClaim",
-    "nfs",
-    "csi",
-    "ephemeral",
-    "image",
+# validateVolumeSource checks the sources in this order: the first one set is the
+# volume's type, each later one is "may not specify more than 1 volume type" at
+# the path given here (upstream's own spelling, typos included).
+_VOLUME_SOURCE_TABLE = (
+    ("emptyDir", "emptyDir"),
+    ("hostPath", "hostPath"),
+    ("gitRepo", "gitRepo"),
+    ("gcePersistentDisk", "gcePersistentDisk"),
+    ("awsElasticBlockStore", "awsElasticBlockStore"),
+    ("secret", "secret"),
+    ("nfs", "nfs"),
+    ("iscsi", "iscsi"),
+    ("glusterfs", "glusterfs"),
+    ("flocker", "flocker"),
+    ("persistentVolumeClaim", "persistentVolumeClaim"),
+    ("rbd", "rbd"),
+    ("cinder", "cinder"),
+    ("cephfs", "cephFS"),
+    ("quobyte", "quobyte"),
+    ("downwardAPI", "downwarAPI"),
+    ("fc", "fc"),
+    ("flexVolume", "flexVolume"),
+    ("configMap", "configMap"),
+    ("azureFile", "azureFile"),
+    ("vsphereVolume", "vsphereVolume"),
+    ("photonPersistentDisk", "photonPersistentDisk"),
+    ("portworxVolume", "portworxVolume"),
+    ("azureDisk", "azureDisk"),
+    ("storageos", "storageos"),
+    ("projected", "projected"),
+    ("scaleIO", "scaleIO"),
+    ("csi", "csi"),
+    ("ephemeral", "ephemeral"),
+    ("image", "image"),
 )
+VOLUME_SOURCES = tuple(field for field, _ in _VOLUME_SOURCE_TABLE)
+
+
+def _validate_volume_source(v: dict[str, Any], p: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """validateVolumeSource, as far as kubelet's file source can fail it here."""
+    errs: list[tuple[str, tuple[Any, ...]]] = []
+    kind = None
+    for field, forbidden_at in _VOLUME_SOURCE_TABLE:
+        if v.get(field) is None:
+            continue
+        if kind is not None:
+            errs.append((f"{p}.{forbidden_at}: Forbidden: may not specify more than 1 volume type",
+                         (field,)))
+            continue
+        kind = field
+        hp = v.get("hostPath")
+        if field == "hostPath" and isinstance(hp, dict):
+            errs += _validate_host_path(hp, f"{p}.hostPath")
+    if kind is None:
+        errs.append((f"{p}: Required value: must specify a volume type", ()))
+    return errs
+
+
+def _validate_host_path(hp: dict[str, Any], p: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """validateHostPathVolumeSource: path required (nothing else checked then), no '..'."""
+    path = hp.get("path") or ""
+    if not path:
+        return [(f"{p}.path: Required value", ("hostPath",))]
+    errs: list[tuple[str, tuple[Any, ...]]] = []
+    if ".." in path.split("/"):
+        errs.append((f"{p}.path: Invalid value: {go_quote(path)}: must not contain '..'",
+                     ("hostPath", "path")))
+    htype = hp.get("type")
+    if htype is not None and htype not in HOST_PATH_TYPES:
+        supported = ", ".join(go_quote(t) for t in HOST_PATH_TYPES)
+        errs.append((f"{p}.type: Unsupported value: {go_quote(htype)}: supported values: "
+                     f"{supported}", ("hostPath", "type")))
+    return errs
+
+
+def _validate_local_descending_path(value: str, p: str) -> list[str]:
+    """validateLocalDescendingPath: relative, and no '..' (both can be reported)."""
+    errs = []
+    if value.startswith("/"):
+        errs.append(f"{p}: Invalid value: {go_quote(value)}: must be a relative path")
+    if ".." in value.split("/"):
+        errs.append(f"{p}: Invalid value: {go_quote(value)}: must not contain '..'")
+    return errs
 
 
 def validate_pod(spec: dict[str, Any], lines: Lines) -> tuple[list[str], int | None]:
-    """ValidatePodCreate errors kubelet would print (containers, volumes, then mounts)."""
+    """ValidatePodCreate errors kubelet would print, in upstream's order, and the first's line.
+
+    ValidateVolumes first: each volume's source errors, then its name (required,
+    an RFC 1123 label, unique); only a volume without errors can be mounted.
+    Then validateContainers: at least one container, and per container its
+    volumeMounts (name required and naming a valid volume, mountPath required
+    and unique, subPath relative without '..').
+    """
     errs: list[str] = []
     first_line: int | None = None
 
@@ -165,84 +247,50 @@ def validate_pod(spec: dict[str, Any], lines: Lines) -> tuple[list[str], int | N
         if first_line is None:
             first_line = lines.of(*path)
 
-    names: set[str] = set()
+    valid: set[str] = set()  # upstream's allNames: volumes without errors only
     for vi, v in enumerate(spec.get("volumes") or []):
         p = f"spec.volumes[{vi}]"
+        where: tuple[Any, ...] = ("spec", "volumes", vi)
+        found = [(msg, (*where, *sub)) for msg, sub in _validate_volume_source(v, p)]
         name = v.get("name") or ""
         if not name:
-            add(f"{p}.name: Required value", "spec", "volumes", vi)
-        elif name in names:
-            add(f"{p}.name: Duplicate value: {go_quote(name)}", "spec", "volumes", vi, "name")
-        names.add(name)
-        sources = [s for s in VOLUME_SOURCES if v.get(s) is not None]
-        if not sources:
-            add(f"{p}: Required value: must specify a volume type", "spec", "volumes", vi)
-        elif len(sources) > 1:
-            add(
-                f"{p}.{sources[1]}: Forbidden: may not specify more than 1 volume type",
-                "spec",
-                "volumes",
-                vi,
-                sources[1],
-            )
-        hp = v.get("hostPath")
-        if isinstance(hp, dict):
-            path = hp.get("path") or ""
-            if not path:
-                add(f"{p}.hostPath.path: Required value", "spec", "volumes", vi, "hostPath")
-            elif ".." in path.split("/"):
-                add(
-                    f"{p}.hostPath.path: Invalid value: {go_quote(path)}: must not contain '..'",
-                    "spec",
-                    "volumes",
-                    vi,
-                    "hostPath",
-                    "path",
-                )
-            htype = hp.get("type")
-            if htype is not None and htype not in HOST_PATH_TYPES:
-                supported = ", ".join(go_quote(t) for t in HOST_PATH_TYPES)
-                add(
-                    f"{p}.hostPath.type: Unsupported value: {go_quote(htype)}: "
-                    f"supported values: {supported}",
-                    "spec",
-                    "volumes",
-                    vi,
-                    "hostPath",
-                    "type",
-                )
-    for ci, c in enumerate(spec.get("containers") or []):
+            found.append((f"{p}.name: Required value", where))
+        else:
+            found += [(f"{p}.name: Invalid value: {go_quote(name)}: {msg}", (*where, "name"))
+                      for msg in is_dns1123_label(name)]
+        if name in valid:
+            found.append((f"{p}.name: Duplicate value: {go_quote(name)}", (*where, "name")))
+        if found:
+            for msg, at in found:
+                add(msg, *at)
+        else:
+            valid.add(name)
+    containers = spec.get("containers") or []
+    if not containers:
+        add("spec.containers: Required value", "spec")
+    for ci, c in enumerate(containers):
         seen: set[str] = set()
+        base = f"spec.containers[{ci}].volumeMounts"
         for mi, vm in enumerate(c.get("volumeMounts") or []):
-            p = f"spec.containers[{ci}].volumeMounts[{mi}]"
-            where = ("spec", "containers", ci, "volumeMounts", mi)
+            p = f"{base}[{mi}]"
+            mount_at = ("spec", "containers", ci, "volumeMounts", mi)
             name = vm.get("name") or ""
             if not name:
-                add(f"{p}.name: Required value", *where)
-            if name not in names:
-                add(f"{p}.name: Not found: {go_quote(name)}", *where, "name")
+                add(f"{p}.name: Required value", *mount_at)
+            if name not in valid:
+                add(f"{p}.name: Not found: {go_quote(name)}", *mount_at, "name")
             mp = vm.get("mountPath") or ""
             if not mp:
-                add(f"{p}.mountPath: Required value", *where)
+                add(f"{p}.mountPath: Required value", *mount_at)
             if mp in seen:
-                add(
-                    f"{p}.mountPath: Invalid value: {go_quote(mp)}: must be unique",
-                    *where,
-                    "mountPath",
-                )
+                add(f"{p}.mountPath: Invalid value: {go_quote(mp)}: must be unique",
+                    *mount_at, "mountPath")
             seen.add(mp)
             sub = vm.get("subPath") or ""
-            if sub and (sub.startswith("/") or ".." in sub.split("/")):
-                add(
-                    f"{p}.subPath: Invalid value: {go_quote(sub)}: must be a relative path"
-                    if sub.startswith("/")
-                    else f"{p}.subPath: Invalid value: {go_quote(sub)}: must not contain '..'",
-                    *where,
-                    "subPath",
-                )
-    if not spec.get("containers"):
-        errs.insert(0, "spec.containers: Required value")
-        first_line = first_line or lines.of("spec")
+            if sub:
+                # Upstream uses the list's path here, not the item's: "volumeMounts.subPath".
+                for msg in _validate_local_descending_path(sub, f"{base}.subPath"):
+                    add(msg, *mount_at, "subPath")
     return errs, first_line
 
 

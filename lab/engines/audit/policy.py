@@ -14,11 +14,19 @@ import math
 import re
 from dataclasses import dataclass, field
 from os import PathLike
+from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
-from lab.engines.audit.gotext import go_quote, json_type
+from lab.engines.audit.gotext import (
+    go_aggregate,
+    go_parse_int,
+    go_parse_uint,
+    go_quote,
+    json_type,
+)
+from lab.engines.audit.nodefs import NotRegularFile, read_regular
 from lab.engines.audit.validation import validate_policy_located
 from lab.errors import LabError
 
@@ -78,7 +86,7 @@ class PolicyError(LabError):
         self.errors = errors
         self.lines = lines if lines is not None else [None] * len(errors)
         # Exact text of LoadPolicyFromFile's error (what follows the apiserver's prefix).
-        self.upstream = upstream or f"{_aggregate(errors)}: from file {file}"
+        self.upstream = upstream or f"{go_aggregate(errors)}: from file {file}"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(summary or errors[0] + more, file=file, line=self.lines[0])
 
@@ -88,19 +96,23 @@ def apiserver_policy_error(err: PolicyError) -> str:
     return f"loading audit policy file: {err.upstream}"
 
 
-def _aggregate(errors: list[str]) -> str:
-    # utilerrors.Aggregate: one error prints bare, several as "[a, b]", duplicates dropped.
-    unique = list(dict.fromkeys(errors))
-    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
-
-
 class _Fail(Exception):
-    """One upstream decoding error (text after "failed decoding: ") and its real line."""
+    """One upstream load error and its real line.
 
-    def __init__(self, text: str, line: int | None = None) -> None:
+    ``text`` is what the decoder said; LoadPolicyFromBytes returns it as
+    "failed decoding: <text>" unless ``decoded`` (the document decoded and a
+    later check of LoadPolicyFromBytes itself failed, which it returns bare).
+    """
+
+    def __init__(self, text: str, line: int | None = None, *, decoded: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.line = line
+        self.decoded = decoded
+
+    @property
+    def message(self) -> str:
+        return self.text if self.decoded else f"failed decoding: {self.text}"
 
 
 # ---------------------------------------------------------------- YAML events -> nodes
@@ -224,22 +236,18 @@ _BOOL_NULL = {
     **dict.fromkeys(".inf .Inf .INF +.inf +.Inf +.INF".split(), math.inf),
     **dict.fromkeys("-.inf -.Inf -.INF".split(), -math.inf),
 }
-_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
 _YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _TAG = "tag:yaml.org,2002:"
 
 
 def _go_int(plain: str) -> int | None:
     """strconv.ParseInt(s, 0, 64), falling back to ParseUint, as goyaml.v2 tries them."""
-    m = _GO_INT.fullmatch(plain)
-    if m is None:
-        return None
-    sign, body = m.groups()
-    prefixed = body[:2].lower() in ("0x", "0o", "0b")
-    octal = len(body) > 1 and body[0] == "0"
-    n = int(body, 0) if prefixed else int(body, 8) if octal else int(body)
-    n = -n if sign == "-" else n
-    return n if -(2**63) <= n < 2**63 or (not sign and n < 2**64) else None
+    for parse in (go_parse_int, go_parse_uint):
+        try:
+            return parse(plain)
+        except ValueError:
+            continue
+    return None
 
 
 def _resolve_plain(text: str) -> Any:
@@ -561,7 +569,9 @@ def _decode(data: bytes, source: str) -> tuple[Policy, int | None]:
         src_pkg = pkg + "/v1" if version == "v1" else pkg
         raise _Fail(f"converting ({src_pkg}) {kind} to ({pkg}) Policy: unknown conversion", line)
     if version == "__internal":
-        raise _Fail(f"unknown group version field {GROUP}/__internal, Kind=Policy in policy", line)
+        # reader.go checks the decoded group/version itself: no "failed decoding: " prefix.
+        raise _Fail(f"unknown group version field {GROUP}/__internal, Kind=Policy in policy",
+                    line, decoded=True)
     typed = _Typed(ordered)
     policy = typed.policy(top, source)
     strict = []
@@ -592,7 +602,7 @@ def load_policy(data: str | bytes, source: str = "<policy>") -> Policy:
     try:
         policy, stages_line = _decode(raw, source)
     except _Fail as fail:
-        raise PolicyError([f"failed decoding: {fail.text}"], file=source,
+        raise PolicyError([fail.message], file=source,
                           lines=[fail.line]) from None
     seen: dict[str, int | None] = {}
     for msg, idx in validate_policy_located(policy):  # ToAggregate drops repeated messages
@@ -605,20 +615,39 @@ def load_policy(data: str | bytes, source: str = "<policy>") -> Policy:
 
 
 def load_policy_file(path: str | PathLike[str]) -> Policy:
-    """Read (at most 1 MiB of) a policy file and load it."""
+    """Read (at most 1 MiB of) a policy file and load it.
+
+    Only a regular file is read: a FIFO or device would make os.ReadFile hang
+    or run forever, so the lab refuses it instead of blocking.
+    """
     name = str(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        # Go's os.ReadFile error, as LoadPolicyFromFile wraps it.
-        op = "read" if isinstance(exc, IsADirectoryError) else "open"
-        reason = (exc.strerror or str(exc)).lower()
+        raw = read_regular(Path(path), MAX_POLICY_BYTES)
+    except NotRegularFile as exc:
+        if exc.kind == "directory":  # os.ReadFile opens it, then read(2) fails
+            reason, op = "is a directory", "read"
+        else:
+            msg = (f"{name} is a {exc.kind}, not a regular file "
+                   "(kube-apiserver would block reading it; the lab refuses to)")
+            raise PolicyError([msg], file=name, upstream=msg) from None
         upstream = f"failed to read file path {go_quote(name)}: {op} {name}: {reason}"
         raise PolicyError([upstream], file=name, upstream=upstream) from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise _too_large(name, f"more than {MAX_POLICY_BYTES} bytes")
-    return load_policy(raw, name)
+    except OSError as exc:
+        # Go's os.ReadFile error, as LoadPolicyFromFile wraps it.
+        reason = (exc.strerror or str(exc)).lower()
+        upstream = f"failed to read file path {go_quote(name)}: open {name}: {reason}"
+        raise PolicyError([upstream], file=name, upstream=upstream) from None
+    return load_policy_head(raw, name)
+
+
+def load_policy_head(head: bytes, source: str) -> Policy:
+    """Load a policy from the first ``MAX_POLICY_BYTES + 1`` bytes read of a file.
+
+    More than the limit means the file is larger, by how much is unknown.
+    """
+    if len(head) > MAX_POLICY_BYTES:
+        raise _too_large(source, f"more than {MAX_POLICY_BYTES} bytes")
+    return load_policy(head, source)
 
 
 def _too_large(source: str, size: str) -> PolicyError:

@@ -9,6 +9,7 @@ backend's ensureLogFile (apiserver pkg/server/options/audit.go). A failure is a
 from __future__ import annotations
 
 import posixpath
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +17,24 @@ from lab.engines.audit.gotext import (
     EISDIR,
     ENOENT,
     ENOTDIR,
+    ENXIO,
     EROFS,
+    go_aggregate,
     go_parse_bool,
     go_parse_int,
     go_quote,
     path_error,
 )
 from lab.engines.audit.hostpath import ContainerFS, Mount, NodeView
-from lab.engines.audit.nodefs import normalize_node_path
-from lab.engines.audit.policy import Policy, PolicyError, apiserver_policy_error, load_policy
+from lab.engines.audit.logfile import LOG_FORMATS
+from lab.engines.audit.nodefs import NotRegularFile, normalize_node_path
+from lab.engines.audit.policy import (
+    MAX_POLICY_BYTES,
+    Policy,
+    PolicyError,
+    apiserver_policy_error,
+    load_policy_head,
+)
 
 # Files kubeadm's flags point at: if none of the container's mounts cover one,
 # the apiserver cannot read it. Checked in this order.
@@ -45,7 +55,6 @@ _CERT_FILE_FLAGS = (
 )
 
 _ALLOWED_MODES = ("batch", "blocking", "blocking-strict")
-_ALLOWED_FORMATS = ("legacy", "json")
 
 
 class StartupError(Exception):
@@ -127,10 +136,7 @@ def validate_options(flags: dict[str, str], log_cfg: AuditLogConfig | None) -> N
     if flags.get("audit-webhook-config-file"):
         errs.extend(_validate_backend("webhook", flags))
     if errs:
-        # utilerrors.Aggregate: one error prints bare, several as "[a, b]", duplicates dropped.
-        msgs = list(dict.fromkeys(m for m, _ in errs))
-        message = msgs[0] if len(msgs) == 1 else "[" + ", ".join(msgs) + "]"
-        raise StartupError(message, flag=errs[0][1])
+        raise StartupError(go_aggregate([m for m, _ in errs]), flag=errs[0][1])
 
 
 def _validate_backend(plugin: str, flags: dict[str, str]) -> list[tuple[str, str]]:
@@ -189,8 +195,8 @@ def _validate_backend(plugin: str, flags: dict[str, str]) -> list[tuple[str, str
             ('invalid group version, allowed versions are ["audit.k8s.io/v1"]', version_flag)
         )
     fmt = flags.get("audit-log-format", "json")
-    if plugin == "log" and fmt not in _ALLOWED_FORMATS:
-        allowed = go_quote(",".join(_ALLOWED_FORMATS))
+    if plugin == "log" and fmt not in LOG_FORMATS:
+        allowed = go_quote(",".join(LOG_FORMATS))
         errs.append(
             (f"invalid audit log format {fmt}, allowed formats are {allowed}", "audit-log-format")
         )
@@ -240,9 +246,30 @@ def policy_source(policy_file: str, cfs: ContainerFS, notes: list[str]) -> str:
 
 
 def load_audit_policy(node: NodeView, host: str, policy_file: str) -> Policy:
-    """Load the policy at node path ``host``; an invalid one stops the apiserver."""
+    """Load the policy at node path ``host``; an invalid one stops the apiserver.
+
+    Only a regular file is read, and only as much as the lab's policy limit: on
+    a FIFO or a device the real os.ReadFile would hang or never end.
+    """
+    prefix = f"loading audit policy file: failed to read file path {go_quote(policy_file)}"
     try:
-        return load_policy(node.read_bytes(host), policy_file)
+        data = node.read_bytes(host, MAX_POLICY_BYTES)
+    except NotRegularFile as exc:
+        if stat.S_ISSOCK(exc.st_mode):  # open(2) on a socket fails with ENXIO
+            raise StartupError(
+                f"{prefix}: {path_error('open', policy_file, ENXIO)}", file=host
+            ) from None
+        raise StartupError(
+            f"{prefix}: {policy_file} is a {exc.kind}, not a regular file "
+            "(kube-apiserver would block reading it; the lab refuses to)",
+            file=host,
+        ) from None
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        error = path_error("open", policy_file, reason)
+        raise StartupError(f"{prefix}: {error}", file=host) from None
+    try:
+        return load_policy_head(data, policy_file)
     except PolicyError as exc:
         raise StartupError(apiserver_policy_error(exc), file=host, line=exc.line) from None
 

@@ -1,8 +1,9 @@
 """Audit policy validation, worded exactly like k8s.io/apiserver's ValidatePolicy.
 
+Also apimachinery's RFC 1123 name checks, which pod validation shares.
+
 Each error is one ``field.Error`` string (``path: Type: value: detail``) in the
-order upstream appends them. The Go-formatting helpers live here because only
-validation messages and decode messages need them.
+order upstream appends them. Level and stage names come from :mod:`stages`.
 """
 
 from __future__ import annotations
@@ -12,21 +13,56 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lab.engines.audit.gotext import go_quote
+from lab.engines.audit.stages import LEVELS, STAGES
 
 if TYPE_CHECKING:
     from lab.engines.audit.policy import GroupResources, Policy, PolicyRule
 
-LEVELS = ("None", "Metadata", "Request", "RequestResponse")
-STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
-
+# apimachinery pkg/util/validation: the RFC 1123 name checks and their messages.
 _DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = _DNS_LABEL + "(\\." + _DNS_LABEL + ")*"
+_DNS_LABEL_RE = re.compile(_DNS_LABEL)
 _DNS_SUBDOMAIN_RE = re.compile(_DNS_SUBDOMAIN)
+_DNS_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character"
+)
 _DNS_SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
     "'-' or '.', and must start and end with an alphanumeric character"
-    f" (e.g. 'example.com', regex used for validation is '{_DNS_SUBDOMAIN}')"
 )
+
+
+def _regex_error(msg: str, fmt: str, *examples: str) -> str:
+    """validation.RegexError, spacing quirk included ("'a',  or 'b', regex ...")."""
+    if not examples:
+        return f"{msg} (regex used for validation is '{fmt}')"
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    """validation.IsDNS1123Label: why ``value`` is not an RFC 1123 label ([] if it is)."""
+    errs = []
+    if len(value.encode()) > 63:  # Go's len() counts bytes
+        errs.append("must be no more than 63 characters")
+    if not _DNS_LABEL_RE.fullmatch(value):
+        if _DNS_SUBDOMAIN_RE.fullmatch(value):
+            errs.append("must not contain dots")  # a valid subdomain: only the dots are wrong
+        else:
+            errs.append(_regex_error(_DNS_LABEL_MSG, _DNS_LABEL, "my-name", "123-abc"))
+    return errs
+
+
+def is_dns1123_subdomain(value: str) -> list[str]:
+    """validation.IsDNS1123Subdomain: why ``value`` is not an RFC 1123 subdomain."""
+    errs = []
+    if len(value.encode()) > 253:
+        errs.append("must be no more than 253 characters")
+    if not _DNS_SUBDOMAIN_RE.fullmatch(value):
+        errs.append(_regex_error(_DNS_SUBDOMAIN_MSG, _DNS_SUBDOMAIN, "example.com"))
+    return errs
+
 
 def go_string_slice(values: Iterable[str]) -> str:
     """Go's %#v of a []string, e.g. []string{"a", "b"}."""
@@ -35,15 +71,6 @@ def go_string_slice(values: Iterable[str]) -> str:
 
 def _invalid(path: str, shown: str, detail: str) -> str:
     return f"{path}: Invalid value: {shown}: {detail}"
-
-
-def _dns_subdomain_errors(value: str) -> list[str]:
-    errs = []
-    if len(value.encode()) > 253:  # Go's len() counts bytes
-        errs.append("must be no more than 253 characters")
-    if not _DNS_SUBDOMAIN_RE.fullmatch(value):
-        errs.append(_DNS_SUBDOMAIN_MSG)
-    return errs
 
 
 def _level(level: str, path: str) -> list[str]:
@@ -77,7 +104,7 @@ def _resources(groups: tuple[GroupResources, ...], path: str) -> list[str]:
     errs = []
     for gr in groups:
         if gr.group:
-            msgs = _dns_subdomain_errors(gr.group)
+            msgs = is_dns1123_subdomain(gr.group)
             if msgs:
                 errs.append(_invalid(f"{path}.group", go_quote(gr.group), ",".join(msgs)))
         if gr.resource_names and not gr.resources:

@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from lab.engines.audit.checker import evaluate
-from lab.engines.audit.events import is_long_running
 from lab.engines.audit.policy import Policy, PolicyError, PolicyRule, load_policy
+from lab.engines.audit.stages import STAGES, stages_for
 from lab.evidence import AuditEvidence, MountInfo
 from lab.grading.checks.base import Context, Outcome, Params, register
 from lab.scenarios.requests import ApiCall, api_call
 from lab.schema import record
 
-STAGE_ORDER = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
+STAGE_ORDER = list(STAGES)
 Stage = Literal["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
 
 
@@ -242,17 +242,12 @@ def _why_level(ev: AuditEvidence, call: ApiCall) -> str:
             f"matched first (kube-apiserver ignored its unknown field {fields})"
         )
     rule = describe_rule(policy.rules[result.rule_index], result.rule_index)
-    if result.level != "None" and set(_stages_of(call)) <= set(result.omit_stages):
+    if result.level != "None" and not stages_for(call.attrs, result.level, result.omit_stages):
         return (
             f" — your {rule} matched first, at {result.level}, but omitStages "
             f"{_list(result.omit_stages)} drops every stage this request has"
         )
     return f" — your {rule} matched first{_core_group_hint(policy, call)}"
-
-
-def _stages_of(call: ApiCall) -> list[str]:
-    middle = ["ResponseStarted"] if is_long_running(call.attrs) else []
-    return ["RequestReceived", *middle, "ResponseComplete"]
 
 
 def _core_group_hint(policy: Policy, call: ApiCall) -> str:
