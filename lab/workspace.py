@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from lab.engines.audit.nodefs import resolve_in_node
 from lab.errors import LabError
 from lab.fsutil import atomic_write_bytes, atomic_write_json, read_bytes_nofollow
+from lab.nodefs import resolve_in_node
 from lab.safecopy import UNLIMITED, copy_tree
 from lab.scenarios.loader import LoadedScenario
 from lab.scenarios.model import NodeFile

@@ -31,9 +31,9 @@ from lab.engines.audit.manifest import (
     analyse_apiserver,
     apply_host_changes,
 )
-from lab.engines.audit.nodefs import NodePathError, resolve_in_node
 from lab.engines.audit.policy import MAX_POLICY_BYTES
 from lab.errors import LabError
+from lab.nodefs import NodePathError, resolve_in_node
 
 HERE = Path(__file__).parent
 FIXTURE = HERE / "fixtures" / "kube-apiserver.yaml"

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from lab.backends.sim import SimBackend
-from lab.engines.audit.nodefs import resolve_in_node
 from lab.grading.grader import grade
+from lab.nodefs import resolve_in_node
 from lab.paths import bundled_scenarios_dir
 from lab.scenarios.loader import load_scenario
 from lab.workspace import create_workspace

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lab.engines.audit.gotext import ENOENT, ENOTDIR, EROFS, path_error
-from lab.engines.audit.nodefs import (
+from lab.nodefs import (
     NodePathError,
     normalize_node_path,
     read_regular,

@@ -20,8 +20,8 @@ from typing import Any, BinaryIO
 
 from lab.engines.audit.gotext import utc
 from lab.engines.audit.legacy import parse_legacy_line
-from lab.engines.audit.nodefs import NotRegularFile, open_regular
 from lab.errors import LabError
+from lab.nodefs import NotRegularFile, open_regular
 
 # --audit-log-format values (plugin/pkg/audit/log AllowedFormats), in upstream's order.
 LOG_FORMATS = ("legacy", "json")

@@ -29,12 +29,6 @@ from lab.engines.audit.flags import FlagError, ParsedFlags, parse_flags
 from lab.engines.audit.gotext import ENOENT, go_file_mode, go_quote, klog_line, path_error
 from lab.engines.audit.goyaml import GoYAMLError, Lines, load_document
 from lab.engines.audit.hostpath import ContainerFS, HostChange, Mount, NodeView, setup_pod_volumes
-from lab.engines.audit.nodefs import (
-    NodePathError,
-    NotRegularFile,
-    normalize_node_path,
-    resolve_in_node,
-)
 from lab.engines.audit.podspec import (
     command_line,
     container_mounts,
@@ -55,6 +49,12 @@ from lab.engines.audit.startup import (
     validate_options,
 )
 from lab.errors import LabError
+from lab.nodefs import (
+    NodePathError,
+    NotRegularFile,
+    normalize_node_path,
+    resolve_in_node,
+)
 
 __all__ = [
     "DEFAULT_MANIFEST",

@@ -13,8 +13,8 @@ from typing import Any
 from lab.engines.audit.gotext import go_quote, json_type
 from lab.engines.audit.goyaml import Lines
 from lab.engines.audit.hostpath import HOST_PATH_TYPES, Mount
-from lab.engines.audit.nodefs import normalize_node_path
 from lab.engines.audit.validation import is_dns1123_label
+from lab.nodefs import normalize_node_path
 
 
 def _type_error(value: Any, struct: str, path: str, gotype: str) -> str:

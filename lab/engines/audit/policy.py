@@ -26,9 +26,9 @@ from lab.engines.audit.gotext import (
     go_quote,
     json_type,
 )
-from lab.engines.audit.nodefs import NotRegularFile, read_regular
 from lab.engines.audit.validation import validate_policy_located
 from lab.errors import LabError
+from lab.nodefs import NotRegularFile, read_regular
 
 MAX_POLICY_BYTES = 1 << 20  # lab limit: kube-apiserver has none, a learner's file never needs it
 MAX_DEPTH = 200  # nesting guard so hostile YAML cannot exhaust Python's stack

@@ -27,7 +27,6 @@ from lab.engines.audit.gotext import (
 )
 from lab.engines.audit.hostpath import ContainerFS, Mount, NodeView
 from lab.engines.audit.logfile import LOG_FORMATS
-from lab.engines.audit.nodefs import NotRegularFile, normalize_node_path
 from lab.engines.audit.policy import (
     MAX_POLICY_BYTES,
     Policy,
@@ -35,6 +34,7 @@ from lab.engines.audit.policy import (
     apiserver_policy_error,
     load_policy_head,
 )
+from lab.nodefs import NotRegularFile, normalize_node_path
 
 # Files kubeadm's flags point at: if none of the container's mounts cover one,
 # the apiserver cannot read it. Checked in this order.
