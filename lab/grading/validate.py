@@ -53,19 +53,15 @@ def validate_checks(sc: LoadedScenario) -> list[LabError]:
                 continue
             for step_id in ctype.steps(params):
                 step = m.step(step_id)
+                problem = None
                 if step is None:
-                    errors.append(
-                        LabError(
-                            f"no attack step {step_id!r} (steps: {steps})",
-                            file=src,
-                            line=doc.line_of((*path, "step")),
-                            item=f"{where}.step",
-                        )
-                    )
+                    problem = f"no attack step {step_id!r} (steps: {steps})"
                 elif check.type.startswith("audit_") and api_call(step) is None:
+                    problem = f"attack step {step_id!r} makes no API request to audit"
+                if problem:
                     errors.append(
                         LabError(
-                            f"attack step {step_id!r} makes no API request to audit",
+                            problem,
                             file=src,
                             line=doc.line_of((*path, "step")),
                             item=f"{where}.step",
