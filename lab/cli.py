@@ -192,8 +192,18 @@ def reset(workspace: Path | None, yes: bool) -> None:
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Grade against an author's scenario folder instead of a catalog scenario.",
 )
-@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--junit", "junit_out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the JSON report (docs/ci-grading.md) here.",
+)
+@click.option(
+    "--junit",
+    "junit_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a JUnit XML report (one testcase per check) here.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Only the exit status and report files.")
 @lab_errors
 def grade(
