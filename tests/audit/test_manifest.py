@@ -547,21 +547,6 @@ def test_asterisks_in_comments_are_not_aliases(tmp_path: Path) -> None:
     assert state.running, state.error
 
 
-def test_merge_keys_follow_go_yaml_v2(tmp_path: Path) -> None:
-    from lab.engines.audit.goyaml import GoYAMLError, load_document
-
-    doc, lines = load_document(
-        "base: &base {a: 1, b: 2}\n"
-        "x: {a: 0, <<: *base, b: 3}\n"  # merged where "<<" stands: overrides a, then b wins
-        "y: {<<: [{a: 1}, {a: 2, c: 3}]}\n"  # the first map of a list wins
-    )
-    assert doc["x"] == {"a": 1, "b": 3}
-    assert doc["y"] == {"a": 1, "c": 3}
-    assert lines.of("x") == 2
-    with pytest.raises(GoYAMLError, match="map merge requires map or sequence of maps"):
-        load_document("x: {<<: [1, 2]}\n")
-
-
 # --------------------------------------------------------------------------- reading node files
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lab.engines.audit import policy as policy_module
+from lab.engines.audit import goyaml, goyamlsyntax
 from lab.engines.audit.policy import (
     MAX_POLICY_BYTES,
     GroupResources,
@@ -62,7 +62,7 @@ def test_loading_table(case: dict[str, Any]) -> None:
 def test_loading_table_without_libyaml(case: dict[str, Any],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # PyYAML's pure-Python parser, its messages mapped to libyaml's wording.
-    monkeypatch.setattr(policy_module, "_LIBYAML", False)
+    monkeypatch.setattr(goyamlsyntax, "_LIBYAML", False)
     check_case(case, case.get("pure_python_errors", case.get("errors", [])))
 
 
@@ -121,7 +121,7 @@ def test_alias_fanout_within_goyaml_ratio_still_hits_the_node_cap(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # 5 aliases of a 2000-item list stay under goyaml's alias ratio; the lab's cap
     # (1,000,000 nodes, shrunk here to keep the test fast) still stops the expansion.
-    monkeypatch.setattr(policy_module, "MAX_NODES", 5_000)
+    monkeypatch.setattr(goyaml, "MAX_NODES", 5_000)
     text = "x: &x [" + ",".join(["a"] * 2000) + "]\ny: [" + ",".join(["*x"] * 5) + "]\n"
     with pytest.raises(PolicyError) as info:
         load_policy(text)
@@ -211,14 +211,3 @@ def test_a_fifo_policy_file_is_refused_not_read(tmp_path: Path) -> None:
         f"{fifo} is a named pipe (FIFO), not a regular file "
         "(kube-apiserver would block reading it; the lab refuses to)"
     ]
-
-
-@pytest.mark.parametrize(
-    ("plain", "value"),
-    [("0x1F", 31), ("0o17", 15), ("017", 15), ("-0b101", -5), ("18446744073709551615", 2**64 - 1),
-     ("9223372036854775807", 2**63 - 1), ("+12", 12), ("-9223372036854775808", -(2**63)),
-     ("-9223372036854775809", None), ("+18446744073709551615", None), ("08", None), ("0x", None),
-     ("1e3", None)],
-)
-def test_yaml_ints_use_go_parse_int_then_parse_uint(plain: str, value: int | None) -> None:
-    assert policy_module._go_int(plain) == value

@@ -1,37 +1,65 @@
-"""The manifest's YAML as kubelet's go-yaml reads it, with the line of every node.
+"""YAML as kube-apiserver and kubelet read it: sigs.k8s.io/yaml on goyaml.v2.
 
-PyYAML does the parsing; errors are reworded as go-yaml prints them. Values
-are built here, not by PyYAML's constructor, so that every node an alias or a
-merge key (``<<``) expands is counted: past ``_MAX_NODES`` the document is
-refused as go-yaml refuses alias bombs, after a bounded amount of work.
+Both turn a file into JSON with sigs.k8s.io/yaml ``YAMLToJSON``: goyaml.v2
+decodes the first document into interface{} (YAML 1.1 scalars, ``<<`` merge
+keys, its alias-expansion guard), map keys become strings and the value goes
+through json.Marshal. PyYAML reads the syntax (see goyamlsyntax); decoding is
+done here so that values, messages and limits are goyaml's, or say that the
+lab refused.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
+import re
 from typing import Any
 
-import yaml
+from lab.engines.audit.gotext import go_parse_int, go_parse_uint, go_quote
+from lab.engines.audit.goyamlsyntax import MAX_DEPTH, GoYAMLError, Node, compose
 
-from lab.yamlsafe import DepthLimitedLoader, NestingTooDeep
+__all__ = ["MAX_DEPTH", "MAX_NODES", "GoYAMLError", "Lines", "Located", "load_document",
+           "yaml_to_json"]
 
-_MAX_NODES = 200_000  # a kubeadm manifest has a few hundred
+# goyaml's alias ratio lets up to ~4M nodes through; the lab stops sooner to bound its work.
+MAX_NODES = 1_000_000
 
 
-class GoYAMLError(Exception):
-    """go-yaml's error text (``yaml: line N: ...``) and the line a learner should look at."""
+class Located:
+    """A decoded value with the 1-based line of its node and, in a map, of its key."""
 
-    def __init__(self, message: str, line: int | None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
+    __slots__ = ("value", "line", "key_line")
+
+    def __init__(self, value: Any, line: int) -> None:
+        self.value, self.line, self.key_line = value, line, line
+
+
+def yaml_to_json(data: bytes) -> tuple[Located | None, list[str]]:
+    """YAMLToJSON's value for ``data`` (None: no document), and what strict mode refuses.
+
+    The value is the lenient decoding (a repeated key keeps its last value);
+    the strict complaints (YAMLToJSONStrict's duplicate keys) are returned, not
+    raised, since their callers fall back to lenient decoding or never use strict.
+    """
+    root = compose(data)
+    if root is None:
+        return None, []
+    decoder = _Decoder()
+    top = decoder.value(root, 0)
+    if decoder.null_key is not None:  # convertToJSONableObject runs after goyaml is done
+        raise GoYAMLError("unsupported map key of type: %!s(<nil>), key: <nil>, "
+                          f"value: {_go_syntax(decoder.null_key.value)}",
+                          decoder.null_key.key_line)
+    _check_marshal(top)
+    return top, decoder.duplicates
 
 
 class Lines:
-    """Line numbers (1-based) of nodes in a composed YAML document, by path."""
+    """Line numbers (1-based) of nodes in a decoded YAML document, by path."""
 
     def __init__(self) -> None:
         self.map: dict[tuple[Any, ...], int] = {}
-        self.nodes = 0  # nodes visited, aliases counted each time they expand
 
     def of(self, *path: Any) -> int | None:
         """The line of ``path``, or of its nearest ancestor that has one."""
@@ -44,118 +72,240 @@ class Lines:
 
 
 def load_document(text: str) -> tuple[Any, Lines]:
-    """The first document of ``text`` and its lines; raises :class:`GoYAMLError`."""
-    lines = Lines()
-    try:
-        loader = DepthLimitedLoader(text)  # the reader refuses control characters here
-    except yaml.YAMLError as exc:
-        raise _go_yaml_error(exc) from None
-    try:
-        # go-yaml's Unmarshal decodes the first document and ignores the rest.
-        node = loader.get_node() if loader.check_node() else None
-        if node is None:
-            return None, lines
-        return _construct(node, loader, lines, ()), lines
-    except NestingTooDeep as exc:
-        raise GoYAMLError(f"yaml: {exc} (refused by the lab)", exc.line) from None
-    except yaml.YAMLError as exc:
-        raise _go_yaml_error(exc) from None
-    finally:
-        loader.dispose()
+    """The document as kubelet's ToJSON sees it, as plain values, and the lines of its paths.
 
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _construct(
-    node: yaml.Node, loader: yaml.SafeLoader, lines: Lines, path: tuple[Any, ...]
-) -> Any:
-    lines.map[path] = node.start_mark.line + 1
-    lines.nodes += 1
-    if lines.nodes > _MAX_NODES:
-        # Nested aliases expand exponentially; go-yaml refuses them the same way.
-        raise GoYAMLError("yaml: document contains excessive aliasing", None)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for knode, vnode in node.value:
-            if knode.tag == _MERGE_TAG:
-                _merge(vnode, loader, lines, path, out)
-                lines.map[path] = node.start_mark.line + 1
-                continue
-            key_line = knode.start_mark.line + 1
-            if isinstance(knode, yaml.ScalarNode):
-                key = loader.construct_object(knode)
-            else:  # built through the counter: a key may be an alias bomb too
-                key = _construct(knode, loader, lines, (*path, "<key>"))
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                raise GoYAMLError(f"yaml: line {key_line}: invalid map key: {key!r}", key_line)
-            out[key] = _construct(vnode, loader, lines, (*path, key))
-            lines.map[(*path, key)] = key_line
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, loader, lines, (*path, i)) for i, v in enumerate(node.value)]
-    return loader.construct_object(node)
-
-
-def _merge(
-    vnode: yaml.Node,
-    loader: yaml.SafeLoader,
-    lines: Lines,
-    path: tuple[Any, ...],
-    out: dict[Any, Any],
-) -> None:
-    """go-yaml v2's merge: the maps' keys are set where ``<<`` stands, earlier maps winning.
-
-    Keys set before the ``<<`` are overwritten, keys after it overwrite; in a
-    list of maps the first map wins (they are applied last to first).
+    A map entry's path has its key's line; the root and list items their node's.
+    Raises :class:`GoYAMLError`.
     """
-    sources = [vnode] if isinstance(vnode, yaml.MappingNode) else (
-        list(reversed(vnode.value)) if isinstance(vnode, yaml.SequenceNode) else [])
-    if not sources or not all(isinstance(src, yaml.MappingNode) for src in sources):
-        line = vnode.start_mark.line + 1
-        raise GoYAMLError(
-            "yaml: map merge requires map or sequence of maps as the value", line
-        )
-    for src in sources:
-        out.update(_construct(src, loader, lines, path))
+    try:
+        top, _ = yaml_to_json(text.encode("utf-8", "replace"))
+    except GoYAMLError as exc:
+        if exc.char is None:
+            raise
+        # goyaml does not say which character; the learner needs to know.
+        raise GoYAMLError(f"{exc.message} (unacceptable character #x{exc.char:04x})",
+                          exc.line, exc.char) from None
+    lines = Lines()
+    return (None if top is None else _plain(top, (), lines)), lines
 
 
-_GO_YAML_PROBLEMS = (
-    ("mapping values are not allowed here", "mapping values are not allowed in this context"),
-    ("that cannot start any token", "found character that cannot start any token"),
-    ("could not find expected ':'", "could not find expected ':'"),
-    ("found unexpected end of stream", "found unexpected end of stream"),
-    ("found unknown escape character", "found unknown escape character"),
-    ("did not find expected", None),
-    ("found undefined alias", "unknown anchor referenced"),
-)
+def _plain(v: Located, path: tuple[Any, ...], lines: Lines) -> Any:
+    lines.map[path] = v.line
+    if isinstance(v.value, dict):
+        out = {}
+        for key, item in v.value.items():
+            out[key] = _plain(item, (*path, key), lines)
+            lines.map[(*path, key)] = item.key_line
+        return out
+    if isinstance(v.value, list):
+        return [_plain(item, (*path, i), lines) for i, item in enumerate(v.value)]
+    return v.value
 
 
-def _go_yaml_error(exc: yaml.YAMLError) -> GoYAMLError:
-    """Approximate go-yaml's wording ("yaml: line N: ...") for a PyYAML error."""
-    problem = str(getattr(exc, "problem", "") or exc)
-    context = str(getattr(exc, "context", "") or "")
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    line0 = mark.line if mark is not None else None
-    scanner = isinstance(exc, yaml.scanner.ScannerError)
-    text = problem
-    for needle, go_text in _GO_YAML_PROBLEMS:
-        if needle in problem:
-            text = go_text or problem
-            break
+# ------------------------------------------------------------- scalars (resolve.go)
+
+
+_BOOL_NULL = {
+    **dict.fromkeys("y Y yes Yes YES true True TRUE on On ON".split(), True),
+    **dict.fromkeys("n N no No NO false False FALSE off Off OFF".split(), False),
+    **dict.fromkeys(["", "~", "null", "Null", "NULL"], None),
+    **dict.fromkeys([".nan", ".NaN", ".NAN"], math.nan),
+    **dict.fromkeys(".inf .Inf .INF +.inf +.Inf +.INF".split(), math.inf),
+    **dict.fromkeys("-.inf -.Inf -.INF".split(), -math.inf),
+}
+_YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ].*)?")
+_TAG = "tag:yaml.org,2002:"
+_RESOLVABLE = ("bool", "int", "float", "null", "timestamp")  # resolvableTag, less !!str
+
+
+def go_int(plain: str) -> int | None:
+    """strconv.ParseInt(s, 0, 64), falling back to ParseUint, as goyaml.v2 tries them."""
+    for parse in (go_parse_int, go_parse_uint):
+        try:
+            return parse(plain)
+        except ValueError:
+            continue
+    return None
+
+
+def resolve_plain(text: str) -> Any:
+    """A plain scalar's value: YAML 1.1 booleans (y/n/on/off too), Go's integer syntax.
+
+    Timestamps stay strings: decoded into interface{}, goyaml.v2 keeps their text.
+    """
+    if text in _BOOL_NULL:
+        return _BOOL_NULL[text]
+    if text.startswith("."):
+        plain = text  # goyaml hands these to ParseFloat as written
+    elif text[:1] and text[:1] in "+-0123456789":
+        plain = text.replace("_", "")
+        number = go_int(plain)
+        if number is not None:
+            return number
     else:
-        if problem.startswith("expected") and "block" in context:
-            # The parser's "expected <block end>" is go-yaml's "did not find expected key"
-            # in a mapping, or "... '-' indicator" in a sequence.
-            text = (
-                "did not find expected '-' indicator"
-                if "collection" in context or "sequence" in context
-                else "did not find expected key"
-            )
-    user_line = line0 + 1 if line0 is not None else None
-    go_line = None
-    if line0 is not None:
-        # go-yaml reports scanner errors 1-based but parser errors at the 0-based line.
-        go_line = line0 + 1 if scanner else line0
-    prefix = f"yaml: line {go_line}: " if go_line else "yaml: "
-    return GoYAMLError(prefix + text, user_line)
+        return text
+    if _YAML_FLOAT.fullmatch(plain):
+        value = float(plain)
+        if not math.isinf(value):  # ParseFloat's ErrRange: not a float, so a string
+            return value
+    return text
+
+
+def _scalar(node: Node) -> Any:
+    tag = node.tag
+    if tag is None:
+        return resolve_plain(node.value) if node.plain else node.value
+    want = tag[len(_TAG):] if tag.startswith(_TAG) else ""
+    if want == "binary":
+        try:  # Go's StdEncoding skips only line breaks
+            data = base64.b64decode(re.sub("[\r\n]", "", node.value), validate=True)
+            return data.decode("utf-8", "replace")
+        except (binascii.Error, ValueError):
+            raise GoYAMLError("yaml: !!binary value contains invalid base64 data",
+                              node.line) from None
+    if want not in _RESOLVABLE:  # !!str, custom and unknown tags: the text as it is
+        return node.value
+    value = resolve_plain(node.value)
+    got = {bool: "bool", int: "int", float: "float", type(None): "null"}.get(type(value), "str")
+    if got == "str" and want == "timestamp" and _TIMESTAMP.fullmatch(node.value):
+        return node.value  # decoded into interface{}, a timestamp stays a string
+    if want == got or (want == "float" and got == "int"):
+        return float(value) if want == "float" else value
+    raise GoYAMLError(f"yaml: cannot decode !!{got} `{node.value}` as a !!{want}", node.line)
+
+
+# ---------------------------------------------------- nodes -> values (decode.go)
+
+
+def _allowed_alias_ratio(decodes: int) -> float:
+    # goyaml.v2's billion-laughs guard, number for number.
+    if decodes <= 400_000:
+        return 0.99
+    if decodes >= 4_000_000:
+        return 0.10
+    return 0.99 - 0.89 * (decodes - 400_000) / 3_600_000
+
+
+_Entries = dict[tuple[type, Any], tuple[str, Located]]
+
+
+class _Decoder:
+    """goyaml.v2 Unmarshal into interface{}, with its alias accounting."""
+
+    def __init__(self) -> None:
+        self.decodes = 1  # goyaml counts the document node too
+        self.aliases = self.alias_depth = 0
+        self.active: set[int] = set()
+        self.duplicates: list[str] = []
+        self.null_key: Located | None = None  # the value of the first null key: not JSON-able
+
+    def value(self, n: Node, depth: int) -> Located:
+        self.decodes += 1
+        if self.alias_depth:
+            self.aliases += 1
+        if (self.aliases > 100 and self.decodes > 1000
+                and self.aliases / self.decodes > _allowed_alias_ratio(self.decodes)):
+            raise GoYAMLError("yaml: document contains excessive aliasing", n.line)
+        if self.decodes > MAX_NODES:
+            raise GoYAMLError(f"yaml: document expands to more than {MAX_NODES} nodes "
+                              "(refused by the lab)", n.line)
+        if depth > MAX_DEPTH:  # the composer bounds the text; an alias nests a whole anchor
+            raise GoYAMLError(f"yaml: nesting deeper than {MAX_DEPTH} levels "
+                              "(refused by the lab)", n.line)
+        if n.kind == "alias":
+            assert n.target is not None
+            if id(n) in self.active:
+                raise GoYAMLError(f"yaml: anchor '{n.anchor}' value contains itself", n.line)
+            self.active.add(id(n))
+            self.alias_depth += 1
+            try:
+                return self.value(n.target, depth)
+            finally:
+                self.active.discard(id(n))
+                self.alias_depth -= 1
+        if n.kind == "scalar":
+            return Located(_scalar(n), n.line)
+        if n.kind == "seq":
+            return Located([self.value(c, depth + 1) for c in n.value], n.line)
+        out: _Entries = {}
+        for k, v in zip(n.value[::2], n.value[1::2], strict=True):
+            if k.kind == "scalar" and k.value == "<<" and (
+                    (k.plain and k.tag is None) or k.tag == _TAG + "merge"):
+                self._merge(v, out, depth)
+                continue
+            key = self.value(k, depth + 1)
+            if isinstance(key.value, list | dict):
+                raise GoYAMLError(f"yaml: invalid map key: {_go_syntax(key.value)}", k.line)
+            val = self.value(v, depth + 1)
+            val.key_line = k.line
+            self._set(out, key.value, val)
+        return Located(dict(out.values()), n.line)
+
+    def _set(self, out: _Entries, key: Any, val: Located) -> None:
+        slot = (type(key), key)
+        if slot in out:  # UnmarshalStrict reports it at the value's line; lenient keeps the last
+            self.duplicates.append(f"line {val.line}: key {_go_key(key)} already set in map")
+        if key is None and self.null_key is None:
+            self.null_key = val
+        out[slot] = (_json_key(key), val)
+
+    def _merge(self, v: Node, out: _Entries, depth: int) -> None:
+        # Maps merge where "<<" stands, so later keys override; in a list the first map wins.
+        def is_map(n: Node) -> bool:
+            return n.kind == "map" or (n.kind == "alias" and n.target is not None
+                                       and n.target.kind == "map")
+        sources = [v] if is_map(v) else v.value[::-1] if v.kind == "seq" else None
+        if not sources or not all(is_map(s) for s in sources):
+            raise GoYAMLError("yaml: map merge requires map or sequence of maps as the value",
+                              v.line)
+        for src in sources:
+            for key, val in self.value(src, depth).value.items():
+                self._set(out, key, val)
+
+
+# ------------------------------------------ values -> JSON (sigs.k8s.io/yaml, json)
+
+
+def _json_key(key: Any) -> str:
+    # convertToJSONableObject turns non-string map keys into strings (a null one fails).
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, float):
+        return {math.inf: ".inf", -math.inf: "-.inf"}.get(key, ".nan" if key != key else f"{key:g}")
+    return "" if key is None else str(key)  # a null key is refused after decoding
+
+
+def _go_key(key: Any) -> str:
+    """Go's %#v of a map key held in an interface{}."""
+    return "<nil>" if key is None else _go_syntax(key)
+
+
+def _go_syntax(value: Any) -> str:
+    """Go's %#v of a decoded value inside an interface{} (as goyaml's errors print them)."""
+    if value is None:
+        return "interface {}(nil)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return go_quote(value)
+    if isinstance(value, list):
+        return "[]interface {}{" + ", ".join(_go_syntax(v.value) for v in value) + "}"
+    if isinstance(value, dict):
+        items = ", ".join(f"{go_quote(k)}:{_go_syntax(v.value)}" for k, v in sorted(value.items()))
+        return "map[interface {}]interface {}{" + items + "}"
+    return str(value)
+
+
+def _check_marshal(v: Located) -> None:
+    # json.Marshal refuses NaN and infinities anywhere in the document (keys sorted).
+    val = v.value
+    if isinstance(val, float) and not math.isfinite(val):
+        shown = "NaN" if val != val else "+Inf" if val > 0 else "-Inf"
+        raise GoYAMLError(f"json: unsupported value: {shown}", v.line)
+    if isinstance(val, dict):
+        for key in sorted(val):
+            _check_marshal(val[key])
+    elif isinstance(val, list):
+        for item in val:
+            _check_marshal(item)
