@@ -153,13 +153,17 @@ def open_scenario(catalog: Catalog, workspace: Path | None = None) -> Opened:
     """The workspace given (or the current one) and its scenario."""
     ws = open_workspace(workspace or current_workspace())
     state = ws.state()
-    folder = Path(str(state.get("scenario_dir", "")))
-    try:
-        sc = load_scenario(folder) if folder.is_dir() else catalog.get(ws.scenario_id)
-    except ScenarioError:
-        sc = catalog.get(ws.scenario_id)
-    if sc.id != ws.scenario_id:
-        sc = catalog.get(ws.scenario_id)
+    recorded = str(state.get("scenario_dir") or "")
+    if recorded and Path(recorded).is_dir():
+        # The folder the workspace was started from: its own errors are the
+        # author's to see, never hidden behind a catalog scenario of the same id.
+        sc = load_scenario(Path(recorded))
+        if sc.id != ws.scenario_id:
+            raise LabError(
+                f"the scenario folder now holds {sc.id!r}, not {ws.scenario_id!r}", file=recorded
+            )
+    else:
+        sc = catalog.get(ws.scenario_id)  # moved or reinstalled: find it by id
     return Opened(ws, validated(sc))
 
 
@@ -298,6 +302,14 @@ def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
                     "`cks-lab start` creates)",
                     file=str(src),
                 )
+            known = [n.name for n in sc.model.cluster.nodes]
+            for child in sorted(nodes.iterdir()):
+                if child.name not in known:
+                    raise LabError(
+                        f"nodes/{child.name} is not a node of scenario {sc.id!r} "
+                        f"(its nodes: {', '.join(known)})",
+                        file=str(src),
+                    )
             # The submission is laid over the scenario's seed: a course repo may
             # commit only the files the learner changed.
             copy_tree(nodes, ws.root / "nodes", limits=SUBMISSION, what="a submission")

@@ -273,7 +273,7 @@ def test_status_after_a_check_and_a_hint(tmp_path: Path) -> None:
     run("hint", "less-noise", "-w", str(ws))
     run("check", "-w", str(ws))
     code, out, _ = run("status", "-w", str(ws))
-    assert "checks run: 1; last 9/20" in out
+    assert "checks run: 1; last 10/21" in out
     assert "task less-noise: hints 1/2, -1 points" in out
     assert "task sensitive-data: hints 0/2" in out
 
@@ -351,3 +351,22 @@ def test_error_lines_show_control_characters_escaped() -> None:
     code, _, err = run("start", "evil\x1b[2Jname\x07")
     assert code == 2 and "evil\\x1b[2Jname\\x07" in err
     assert not any(ord(ch) < 0x20 for ch in err.rstrip("\n"))
+
+
+def test_grade_refuses_a_node_folder_the_scenario_does_not_have(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    (sub / "nodes/control-plane/etc").mkdir(parents=True)
+    code, _, err = run("grade", "audit-policy-secrets", "-w", str(sub))
+    assert code == 2
+    assert "nodes/control-plane is not a node of scenario 'audit-policy-secrets'" in err
+    assert "(its nodes: controlplane, worker)" in err
+
+
+def test_check_reports_the_authors_own_broken_scenario(tmp_path: Path) -> None:
+    own = _own_scenario(tmp_path)
+    ws = tmp_path / "ws"
+    assert run("start", str(own), "-w", str(ws))[0] == 0
+    spec = own / "scenario.yaml"
+    spec.write_text(spec.read_text().replace("difficulty: easy", "difficulty: eazy"))
+    code, _, err = run("check", "-w", str(ws))
+    assert code == 2 and f"{spec}:7: difficulty: must be one of" in err

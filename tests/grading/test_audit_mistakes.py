@@ -42,10 +42,11 @@ def test_mistake(case: dict[str, Any], tmp_path: Path) -> None:
         resolve_in_node(node, path).mkdir(parents=True, exist_ok=True)
     for path, text in case.get("replace_file", {}).items():
         resolve_in_node(node, path).write_text(text)
-    if "log_before" in case:
+    if "log_before" in case or "log_fill" in case:
         log = resolve_in_node(node, "/var/log/kubernetes/audit/audit.log")
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(case["log_before"])
+        filler = ("x" * 99 + "\n") * (case.get("log_fill", 0) // 100)
+        log.write_text(case.get("log_before", "") + filler)
     for path, edits in case.get("edit", {}).items():
         target = resolve_in_node(node, path)
         text = target.read_text()

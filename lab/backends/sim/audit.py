@@ -128,15 +128,19 @@ def replay_audit(
         ev.log_error = f"{log.node_path} is not a regular file"
         return ev
     try:
-        append_events(
+        rotated = append_events(
             target,
             lines,
             create_parents=True,
             lumberjack_max_size_mb=log.maxsize,
             max_backups=log.maxbackup or 0,
         )
-        with target.open(encoding="utf-8", errors="replace") as fh:
-            ev.events = collect(fh, run_id)
+        # Files rotated away during this run hold its first events.
+        ev.events = {}
+        for part in [*(p for p in rotated if p.is_file()), target]:
+            with part.open(encoding="utf-8", errors="replace") as fh:
+                for step, events in collect(fh, run_id).items():
+                    ev.events.setdefault(step, []).extend(events)
     except AuditLogError as e:
         ev.log_error = e.message
     except OSError as e:

@@ -292,6 +292,20 @@ def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
         return Outcome(False, f"{what} was not logged: {broken.explanation}", broken.cause)
     events = ev.events.get(p.step, [])
     if not events:
+        policy = _policy(ev)
+        result = evaluate(policy, call.attrs) if policy else None
+        if (
+            result
+            and result.level == p.level
+            and stages_for(call.attrs, p.level, result.omit_stages)
+        ):
+            # The policy is right, yet the events are missing from the file read.
+            return Outcome(
+                False,
+                f"{what} is not in {ev.log_on_node}, although your policy gives it {p.level}: "
+                "its events did not reach that file (rotated away, or the file was replaced "
+                "while the apiserver wrote it?)",
+            )
         return Outcome(
             False,
             f"{what} is not in the audit log{_why_level(ev, call)}; the task wants {p.level}",
