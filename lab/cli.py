@@ -13,6 +13,7 @@ import click
 from lab import __version__
 from lab.cli_audit import audit
 from lab.clierrors import lab_errors
+from lab.fsutil import write_all_or_none
 from lab.errors import LabError
 
 WS = click.option(
@@ -117,7 +118,7 @@ def check(workspace: Path | None, json_out: Path | None) -> None:
     result = service.check(op, progress=_progress)
     click.echo(render_text(result, color=sys.stdout.isatty(), width=_width()))
     if json_out:
-        json_out.write_text(render_json([result]), encoding="utf-8")
+        write_all_or_none({json_out: render_json([result])})
     sys.exit(0 if result.passed else 1)
 
 
@@ -231,10 +232,10 @@ def grade(
     from lab.grading.report_text import render_text
 
     result = service.grade_workspace(_catalog(), scenario_id, workspace, scenario_dir=scenario_dir)
-    if json_out:
-        json_out.write_text(render_json([result]), encoding="utf-8")
+    reports = {json_out: render_json([result])} if json_out else {}
     if junit_out:
-        junit_out.write_text(render_junit([result]), encoding="utf-8")
+        reports[junit_out] = render_junit([result])
+    write_all_or_none(reports)
     if not quiet:
         click.echo(render_text(result, width=_width()))
     sys.exit(0 if result.passed else 1)

@@ -47,6 +47,28 @@ def atomic_write_bytes(
         raise
 
 
+def write_all_or_none(files: dict[Path, str]) -> None:
+    """Write several text files so that either all of them appear or none does.
+
+    Every file is first written beside its target; only when all are written
+    are they renamed into place (a CI job must not find half a report set).
+    """
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)
+    except OSError as e:
+        for tmp, _ in temps:
+            Path(tmp).unlink(missing_ok=True)
+        raise LabError(f"cannot write the report: {e.strerror or e}", file=str(path)) from None
+    for tmp, path in temps:
+        os.replace(tmp, path)
+
+
 def atomic_write_json(path: Path, obj: Any, *, within: Path | None = None) -> None:
     data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
     atomic_write_bytes(path, data, within=within)

@@ -370,3 +370,18 @@ def test_check_reports_the_authors_own_broken_scenario(tmp_path: Path) -> None:
     spec.write_text(spec.read_text().replace("difficulty: easy", "difficulty: eazy"))
     code, _, err = run("check", "-w", str(ws))
     assert code == 2 and f"{spec}:7: difficulty: must be one of" in err
+
+
+def test_grade_writes_all_reports_or_none(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.json"
+    code, _, err = run(
+        "grade",
+        "audit-enable-logging",
+        "--json",
+        str(ok),
+        "--junit",
+        str(tmp_path / "missing-dir" / "r.xml"),
+        "-q",
+    )
+    assert code == 2 and "cannot write the report" in err
+    assert not ok.exists() and list(tmp_path.iterdir()) == []

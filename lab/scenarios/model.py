@@ -21,7 +21,10 @@ Domain = Literal["monitoring-logging-runtime-security", "system-hardening"]
 Difficulty = Literal["easy", "medium", "hard"]
 Mode = Annotated[
     int | str,
-    Meta(doc="octal file mode: 0600, or the string '0600' (a plain 600 is refused: it is decimal)"),
+    Meta(
+        doc="octal permission bits, 0000-0777: 0600 or the string '0600' "
+        "(a plain 600 is refused: it is decimal)"
+    ),
 ]
 
 
@@ -51,10 +54,16 @@ class Cluster:
 
 
 def octal_mode(value: int | str) -> int | None:
-    """The mode as an int, or None when it is not written as octal."""
+    """The mode as an int, or None when it is not an octal permission mode.
+
+    Permission bits only: scenarios come from other people, and a setuid file
+    planted in a workspace has no use in a lab.
+    """
     if isinstance(value, str):
         digits = value.removeprefix("0o")
-        return int(digits, 8) if digits and set(digits) <= set("01234567") else None
+        if not digits or not set(digits) <= set("01234567"):
+            return None
+        value = int(digits, 8)
     # YAML reads 0600 as octal already; a plain 600 is decimal, almost surely a slip.
     return value if 0 <= value <= 0o777 else None
 
@@ -82,7 +91,9 @@ class NodeFile:
         if (self.source is None) == (self.content is None):
             yield (), "give exactly one of source or content"
         if octal_mode(self.mode) is None:
-            yield ("mode",), f"{self.mode!r} is not an octal mode; write 0600 or '0600'"
+            yield ("mode",), (
+                f"{self.mode!r} is not an octal permission mode (0000-0777); write 0600 or '0600'"
+            )
 
 
 @record
