@@ -13,8 +13,8 @@ import click
 from lab import __version__
 from lab.cli_audit import audit
 from lab.clierrors import lab_errors
-from lab.fsutil import write_all_or_none
 from lab.errors import LabError
+from lab.fsutil import write_all_or_none
 
 WS = click.option(
     "--workspace",
@@ -133,13 +133,15 @@ def hint(task: str | None, workspace: Path | None, yes: bool) -> None:
     from lab.present import hint_text
 
     op = service.open_scenario(_catalog(), workspace)
+    if task is None and service.unfinished_task(op) is None:
+        click.echo("Your last check passed every task: no hint needed (name a task to see one).")
+        return
     nxt = service.peek_hint(op, task)
     if nxt.new and nxt.hint.penalty and not yes and sys.stdin.isatty():
-        click.confirm(
-            f"Hint {nxt.number} for task {nxt.task.id!r} costs {nxt.hint.penalty} point(s). "
-            "Show it?",
-            abort=True,
-        )
+        question = f"Hint {nxt.number} for task {nxt.task.id!r} costs {nxt.hint.penalty} point(s)."
+        if not click.confirm(question + " Show it?"):
+            click.echo("No hint taken.")
+            return
     click.echo(hint_text(service.take_hint(op, task)))
 
 
@@ -167,7 +169,8 @@ def solution(task: str | None, workspace: Path | None, apply: bool, yes: bool) -
 
     op = service.open_scenario(_catalog(), workspace)
     if not yes and sys.stdin.isatty():
-        click.confirm("Show the reference solution?", abort=True)
+        if not click.confirm("Show the reference solution?"):
+            return
     click.echo(solution_text(op, service.show_solution(op, task, apply=apply), apply))
 
 
@@ -181,7 +184,9 @@ def reset(workspace: Path | None, yes: bool) -> None:
 
     op = service.open_scenario(_catalog(), workspace)
     if not yes and sys.stdin.isatty():
-        click.confirm(f"Reset {op.sc.id}? Your node files are backed up first.", abort=True)
+        if not click.confirm(f"Reset {op.sc.id}? Your node files are backed up first."):
+            click.echo("Nothing was reset.")
+            return
     backup = service.reset(op, progress=_progress)
     click.echo(f"Reset {op.sc.id}." + (f" Your previous files are in {backup}" if backup else ""))
 

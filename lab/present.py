@@ -103,13 +103,14 @@ def status_text(st: Status) -> str:
         best = max(int(str(a.get("points", 0))) for a in st.attempts)
         lines.append(
             f"checks run: {len(st.attempts)}; last {last.get('points')}/{last.get('max_points')}"
-            f" at {last.get('at')}; best {best}"
+            f" at {last.get('at')}; best {best}/{last.get('max_points')}"
         )
     else:
         lines.append("not checked yet: run `cks-lab check`")
     for task in m.tasks:
         taken = st.hints.get(task.id, 0)
-        cost = f", -{st.penalties.get(task.id, 0)} points" if taken else ""
+        n = st.penalties.get(task.id, 0)
+        cost = f" (costing {n} point{'' if n == 1 else 's'})" if taken else ""
         seen = ", solution viewed" if task.id in st.solutions_viewed else ""
         lines.append(f"  task {task.id}: hints {taken}/{len(task.hints)}{cost}{seen}")
     return "\n".join(lines)

@@ -197,11 +197,18 @@ def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
     return result
 
 
+def unfinished_task(op: Opened) -> Task | None:
+    """The first task the last check did not pass (the first task before any
+    check); None when the last check passed every task."""
+    attempts = op.ws.state().get("attempts") or []
+    last = attempts[-1].get("tasks", {}) if attempts else {}
+    return next((t for t in op.sc.model.tasks if not last.get(t.id, False)), None)
+
+
 def _task(op: Opened, task_id: str | None) -> Task:
     tasks = op.sc.model.tasks
     if task_id is None:
-        last = (op.ws.state().get("attempts") or [{}])[-1].get("tasks", {})
-        return next((t for t in tasks if not last.get(t.id, False)), tasks[0])
+        return unfinished_task(op) or tasks[0]
     for t in tasks:
         if t.id == task_id:
             return t

@@ -274,7 +274,7 @@ def test_status_after_a_check_and_a_hint(tmp_path: Path) -> None:
     run("check", "-w", str(ws))
     code, out, _ = run("status", "-w", str(ws))
     assert "checks run: 1; last 10/21" in out
-    assert "task less-noise: hints 1/2, -1 points" in out
+    assert "task less-noise: hints 1/2 (costing 1 point)" in out
     assert "task sensitive-data: hints 0/2" in out
 
 
@@ -385,3 +385,14 @@ def test_grade_writes_all_reports_or_none(tmp_path: Path) -> None:
     )
     assert code == 2 and "cannot write the report" in err
     assert not ok.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_no_hint_is_taken_when_every_task_passes(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    run("start", "audit-enable-logging", "-w", str(ws))
+    run("solution", "--apply", "-y", "-w", str(ws))
+    assert run("check", "-w", str(ws))[0] == 0
+    code, out, _ = run("hint", "-w", str(ws))
+    assert code == 0 and "passed every task: no hint needed" in out
+    code, out, _ = run("status", "-w", str(ws))
+    assert "hints 0/2, solution viewed" in out and "costing" not in out
