@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from lab.scenarios.loader import LoadedScenario
 from lab.scenarios.model import Task
 from lab.service import HintTaken, Opened, Status
@@ -75,15 +77,34 @@ def hint_text(h: HintTaken) -> str:
     return f"{head}:\n{h.hint.text.strip()}\n\n{more}"
 
 
+def _text(data: bytes) -> list[str]:
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
 def solution_text(op: Opened, tasks: list[Task], applied: bool) -> str:
+    """Each solution file as a diff against the scenario's starting file (the
+    whole file when there is none), and a file shared by tasks only once."""
+    seeds = {(f.node, f.path): op.sc.node_file_bytes(f) for f in op.sc.model.setup.files}
+    shown: dict[tuple[str, str], str] = {}
     out: list[str] = []
     for t in tasks:
         out.append(f"## Solution for task {t.id!r}: {t.title}")
         if t.solution.notes:
             out += ["", t.solution.notes.strip()]
         for f in t.solution.files:
-            text = op.sc.node_file_bytes(f).decode("utf-8", errors="replace")
-            out += ["", f"node {f.node}: {f.path}", "```", text.rstrip(), "```"]
+            key = (f.node, f.path)
+            if key in shown:
+                out += ["", f"node {f.node}: {f.path} — the same file as task {shown[key]!r}"]
+                continue
+            shown[key] = t.id
+            new = op.sc.node_file_bytes(f)
+            if key in seeds:
+                diff = difflib.unified_diff(
+                    _text(seeds[key]), _text(new), f"{f.path} (start)", f.path, lineterm=""
+                )
+                out += ["", f"node {f.node}: changes to {f.path}", "```diff", *diff, "```"]
+            else:
+                out += ["", f"node {f.node}: {f.path}", "```", *_text(new), "```"]
         if t.solution.commands:
             out += ["", "Commands:"] + [f"  {c}" for c in t.solution.commands]
         out.append("")
