@@ -12,6 +12,7 @@ Why not pydantic: importing it and building the models cost about a third of
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -37,7 +38,9 @@ class Meta:
 
 class SchemaError(Exception):
     def __init__(self, errors: list[tuple[Loc, str]]) -> None:
-        super().__init__("; ".join(f"{format_loc(loc)}: {msg}" for loc, msg in errors))
+        super().__init__(
+            "; ".join(f"{format_loc(loc)}: {msg}" if loc else msg for loc, msg in errors)
+        )
         self.errors = errors
 
 
@@ -98,6 +101,18 @@ def _describe(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _type_name(tp: Any) -> str:
+    base = _split(tp)[0]
+    origin = get_origin(base)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(c) for c in get_args(base))
+    if origin is list:
+        return "a list"
+    if origin is dict or dataclasses.is_dataclass(base):
+        return "a mapping"
+    return {str: "a string", int: "an integer", bool: "true or false"}.get(base, str(base))
+
+
 def _constrain(value: Any, meta: Meta, loc: Loc, errors: list[tuple[Loc, str]]) -> None:
     if meta.ge is not None and value < meta.ge:
         errors.append((loc, f"must be at least {meta.ge}"))
@@ -128,7 +143,8 @@ def _convert_base(tp: Any, value: Any, loc: Loc, errors: list[tuple[Loc, str]]) 
         return value
     if origin is Literal:
         choices = get_args(tp)
-        if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+        # True == 1 in Python: a choice only counts if its type is the value's.
+        if not any(value == c and type(value) is type(c) for c in choices):
             errors.append((loc, "must be one of " + ", ".join(repr(c) for c in choices)))
         return value
     if origin in (types.UnionType, typing.Union):
@@ -143,7 +159,8 @@ def _convert_base(tp: Any, value: Any, loc: Loc, errors: list[tuple[Loc, str]]) 
             out = _convert(option, value, loc, trial)
             if not trial:
                 return out
-        errors.append((loc, f"has the wrong type ({_describe(value)})"))
+        wanted = " or ".join(_type_name(o) for o in options)
+        errors.append((loc, f"must be {wanted}, not {_describe(value)}"))
         return None
     if origin is list:
         if not isinstance(value, list):
@@ -226,7 +243,12 @@ def load(cls: type[T], data: Any) -> T:
 def json_schema(cls: type, title: str | None = None) -> dict[str, Any]:
     defs: dict[str, Any] = {}
     _schema(cls, defs)
-    root = defs.pop(cls.__name__)  # the document itself, not a reference to it
+    name = cls.__name__
+    # The document itself, not a reference to it; kept in $defs too when it
+    # refers to itself.
+    root = defs[name]
+    if f'"#/$defs/{name}"' not in json.dumps(defs):
+        del defs[name]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": title or cls.__name__, **root, "$defs": defs}  # fmt: skip
 

@@ -32,7 +32,6 @@ from lab.workspace import (
     is_workspace,
     now_iso,
     open_workspace,
-    seed,
 )
 
 BACKENDS = ("sim",)
@@ -300,6 +299,7 @@ def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
     """
     with tempfile.TemporaryDirectory(prefix="cks-lab-grade-") as tmp:
         ws = create_workspace(Path(tmp) / "ws", sc, "sim")
+        SimBackend().prepare(sc, ws)
         if src is not None:
             nodes = src / "nodes"
             check_node_roots(nodes)
@@ -401,9 +401,10 @@ def self_test(sc: LoadedScenario) -> SelfTest:
     backend = SimBackend()
     with tempfile.TemporaryDirectory(prefix="cks-lab-selftest-") as tmp:
         ws = create_workspace(Path(tmp) / "untouched", sc, "sim")
+        backend.prepare(sc, ws)
         untouched = grade(sc.model, backend.run_attack(sc, ws))
         ws2 = create_workspace(Path(tmp) / "solved", sc, "sim")
-        seed(ws2, sc)
+        backend.prepare(sc, ws2)
         for task in sc.model.tasks:
             for f in task.solution.files:
                 ws2.write_node_file(sc, f)

@@ -225,7 +225,8 @@ def open_workspace(root: Path) -> Workspace:
 
 
 def create_workspace(root: Path, sc: LoadedScenario, backend: str) -> Workspace:
-    """Make a new workspace in an empty (or absent) folder and seed its nodes."""
+    """Make a new workspace in an empty (or absent) folder; the backend's
+    prepare() then brings its nodes to the scenario's starting state."""
     root = Path(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise LabError(
@@ -234,7 +235,6 @@ def create_workspace(root: Path, sc: LoadedScenario, backend: str) -> Workspace:
         )
     ws = Workspace(root)
     root.mkdir(parents=True, exist_ok=True)
-    seed(ws, sc)
     ws.save_state(
         {
             "format": FORMAT,

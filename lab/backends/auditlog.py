@@ -51,7 +51,7 @@ def collect(lines: Iterable[str], run_id: str) -> dict[str, list[dict[str, Any]]
         if line.lstrip().startswith("{"):
             try:
                 event = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 event = None  # a torn last line while the apiserver writes
         else:
             event = _legacy_event(line)

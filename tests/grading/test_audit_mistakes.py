@@ -33,6 +33,7 @@ def _find(sc: Any, result: Any, spec: dict[str, Any]) -> Any:
 def test_mistake(case: dict[str, Any], tmp_path: Path) -> None:
     sc = load_scenario(bundled_scenarios_dir() / case["scenario"])
     ws = create_workspace(tmp_path / "ws", sc, "sim")
+    SimBackend().prepare(sc, ws)
     if case["from"] == "solution":
         for task in sc.model.tasks:
             for f in task.solution.files:

@@ -19,6 +19,7 @@ from lab.workspace import create_workspace
 def _apiserver_down(tmp_path: Path):  # type: ignore[no-untyped-def]
     sc = load_scenario(bundled_scenarios_dir() / "audit-enable-logging")
     ws = create_workspace(tmp_path / "ws", sc, "sim")
+    SimBackend().prepare(sc, ws)
     manifest = ws.node_root("controlplane") / "etc/kubernetes/manifests/kube-apiserver.yaml"
     manifest.write_text(
         manifest.read_text().replace(
