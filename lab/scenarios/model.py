@@ -144,10 +144,10 @@ class ApiRequest:
     response_code: int = 200
 
     def _problems(self) -> Iterable[tuple[Loc, str]]:
-        if self.resource is None and self.uri is None:
-            yield (), "a non-resource request needs uri"
         if self.resource is None and (self.subresource or self.namespace or self.name):
             yield (), "subresource, namespace and name need resource"
+        elif self.resource is None and self.uri is None:
+            yield (), "a non-resource request needs uri"
         if self.uri is not None and not self.uri.startswith("/"):
             yield ("uri",), "must start with /"
 

@@ -93,3 +93,17 @@ def test_junit_of_hostile_text_is_valid_xml() -> None:
     names = [c.get("name", "") for c in root.iter("testcase")]
     assert names[1] == "tab\there\nand newline"  # whitespace XML can hold is kept
     assert root.find("testsuite").get("name") == "sc\\x02"  # type: ignore[union-attr]
+
+
+def test_a_task_failing_wholly_for_one_cause_is_one_line(tmp_path: Path) -> None:
+    sc = load_scenario(bundled_scenarios_dir() / "audit-policy-secrets")
+    ws = create_workspace(tmp_path / "ws", sc, "sim")
+    SimBackend().prepare(sc, ws)
+    policy = ws.node_root("controlplane") / "etc/kubernetes/audit/policy.yaml"
+    policy.write_text(policy.read_text().replace("level: Metadata", "level: metadata"))
+    result = grade(sc.model, SimBackend().run_attack(sc, ws))
+    text = render_text(result, width=100)
+    n = len(sc.model.tasks[0].checks)
+    assert f"all {n} checks fail for the reason above" in " ".join(text.split())
+    assert "(why: above)" not in text
+    assert 'Unsupported value: "metadata"' in " ".join(text.split())
