@@ -65,13 +65,12 @@ def render_text(result: ScenarioResult, *, color: bool = False, width: int = 100
         head = f"task {task.id}: {task.title}  [{task.points}/{task.max_points}{penalty}]"
         lines.extend(wrap(head, "     ", f"{mark(task.passed)} "))
         causes = {c.cause for c in task.checks if not c.passed}
-        if len(task.checks) > 1 and not any(c.passed for c in task.checks) and len(causes) == 1:
-            cause = causes.pop()
-            if cause:
-                # One root cause fails everything: say it once, not per check.
-                note = f"all {len(task.checks)} checks fail for the reason above (why:)"
-                lines.extend(wrap(note, "       ", f"  {mark(False)} "))
-                continue
+        wholly = len(task.checks) > 1 and not any(c.passed for c in task.checks)
+        if wholly and len(causes) == 1 and None not in causes:
+            # One root cause fails everything: say it once, not per check.
+            summary = f"all {len(task.checks)} checks fail for the reason above (why:)"
+            lines.extend(wrap(summary, "       ", f"  {mark(False)} "))
+            continue
         for c in task.checks:
             lines.extend(wrap(c.title, "       ", f"  {mark(c.passed)} "))
             if not c.passed:

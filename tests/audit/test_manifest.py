@@ -99,11 +99,27 @@ def _patched_manifest(case: dict[str, Any]) -> str:
     return text
 
 
+def _other_manifest(spec: Any, canonical: str) -> str:
+    if spec == "original":
+        return FIXTURE.read_text()
+    if spec == "same":
+        return canonical
+    if "raw" in spec:
+        return str(spec["raw"])
+    return _patched_manifest({k: v for k, v in spec.items() if k != "raw"})
+
+
 def build_node(root: Path, case: dict[str, Any]) -> Path:
     node = root / "nodes" / "controlplane"
     manifest = node / DEFAULT_MANIFEST.lstrip("/")
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(_patched_manifest(case))
+    canonical = _patched_manifest(case)
+    if not case.get("no_canonical"):
+        manifest.write_text(canonical)
+    for name, spec in (case.get("other_manifests") or {}).items():
+        other = manifest.parent / name
+        other.parent.mkdir(parents=True, exist_ok=True)
+        other.write_text(_other_manifest(spec, canonical))
     dirs = [] if case.get("no_default_dirs") else list(TABLE["defaults"]["dirs"])
     for d in dirs + list(case.get("dirs", [])):
         (node / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
@@ -180,6 +196,19 @@ def test_manifest_case(case: dict[str, Any], tmp_path: Path) -> None:
             assert state.notes == []
         for part in exp["notes"]:
             assert any(part in n for n in state.notes), state.notes
+    for part in exp.get("no_notes", []):
+        assert not any(part in n for n in state.notes), state.notes
+    if "manifest_file" in exp:
+        assert state.manifest_file == exp["manifest_file"]
+    if exp.get("mounts_empty"):
+        assert state.mounts == []
+    for name in exp.get("no_mounts", []):
+        assert name not in [m.name for m in state.mounts]
+    for want in exp.get("mounts", []):
+        named = [m for m in state.mounts if m.name == want["name"]]
+        assert named, [m.name for m in state.mounts]
+        for key, value in want.items():
+            assert getattr(named[0], key) == value, (key, named[0])
     changed = {c.path for c in state.host_changes}
     for path in exp.get("host_changes", []):
         assert path in changed, sorted(changed)
@@ -221,6 +250,12 @@ def test_table_covers_the_required_behaviours() -> None:
         "yaml-syntax-error",
         "policy-untyped-missing-becomes-directory",
         "bad-value-is-still-reported-as-written",
+        "backup-copy-sorted-later-runs-instead",
+        "broken-backup-does-not-stop-the-good-manifest",
+        "invalid-edit-leaves-the-backup-running",
+        "dot-file-is-not-a-manifest",
+        "mount-name-typo-keeps-the-mounts",
+        "policy-typo-exists-on-neither-side",
     ):
         assert needed in names
 
@@ -684,3 +719,15 @@ def test_hostile_manifest_is_a_kubelet_error_not_a_crash(
     assert not state.running
     assert state.error is not None and "couldn't parse as pod" in state.error
     assert says in state.error
+
+
+def test_running_manifest_alone(tmp_path: Path) -> None:
+    from lab.engines.audit.manifest import running_manifest
+
+    node = build_node(tmp_path, {"other_manifests": {"kube-apiserver.yaml.bak": "original"}})
+    path, notes = running_manifest(node)
+    assert path == DEFAULT_MANIFEST + ".bak"
+    assert notes and notes[0].startswith(f"kubelet runs the kube-apiserver pod from {path}")
+    (node / path.lstrip("/")).unlink()
+    assert running_manifest(node) == (DEFAULT_MANIFEST, [])
+    assert running_manifest(tmp_path / "empty-node") == (DEFAULT_MANIFEST, [])

@@ -38,6 +38,12 @@ def check_case(case: dict[str, Any], errors: list[str]) -> None:
         policy = load_policy(case["yaml"], SOURCE)
         assert len(policy.rules) == case["rules"]
         assert list(policy.warnings) == case.get("warnings", [])
+        if "ignored" in case:
+            assert [list(f) for f in policy.ignored_fields] == case["ignored"]
+        # The data and the strings say the same: one unknown-field warning per ignored field.
+        assert [f'unknown field "{p if i is None else f"rules[{i}].{p}"}"'
+                for i, p in policy.ignored_fields] == [
+            w for w in policy.warnings if w.startswith("unknown field")]
         return
     with pytest.raises(PolicyError) as info:
         load_policy(case["yaml"], SOURCE)
@@ -211,3 +217,16 @@ def test_a_fifo_policy_file_is_refused_not_read(tmp_path: Path) -> None:
         f"{fifo} is a named pipe (FIFO), not a regular file "
         "(kube-apiserver would block reading it; the lab refuses to)"
     ]
+
+
+def test_ignored_fields_are_data_beside_the_warnings() -> None:
+    policy = load_policy(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nspec: {}\nrules:\n"
+        "- level: None\n  usergroups: [system:nodes]\n"
+        "- level: Metadata\n  resources: [{group: '', resource: [secrets]}]\n", SOURCE)
+    assert policy.ignored_fields == ((0, "usergroups"), (1, "resources[0].resource"),
+                                     (None, "spec"))
+    assert policy.ignored_in_rule(0) == ("usergroups",)
+    assert policy.ignored_in_rule(1) == ("resources[0].resource",)
+    assert policy.ignored_in_rule(2) == ()
+    assert 'unknown field "rules[0].usergroups"' in policy.warnings  # the strings stay

@@ -137,6 +137,16 @@ class NodeView(_PathTree):
         self.created[path] = kind
         self.changes.append(HostChange(path=path, kind=kind, by=by))
 
+    def list_dir(self, path: str) -> list[str] | None:
+        """The names in the directory at node path ``path`` (None: not a readable directory).
+
+        Paths this start-up would create are not listed: only what is on the node.
+        """
+        try:
+            return os.listdir(self.real(path))
+        except (NodePathError, OSError):
+            return None
+
     def read_bytes(self, path: str, limit: int) -> bytes:
         """At most ``limit + 1`` bytes of the regular file at node path ``path``.
 

@@ -3,6 +3,9 @@
 Given a sim node tree and its ``kube-apiserver.yaml`` manifest, replay the
 steps a kind control-plane node goes through when the file changes:
 
+0. kubelet reads every file of the manifests directory, and the pod it runs
+   may come from another file than ``kube-apiserver.yaml`` (a backup copy
+   sorted after it: :func:`running_manifest`);
 1. kubelet's file source decodes and validates the manifest (:mod:`podspec`);
 2. kubelet sets up every hostPath volume (:mod:`hostpath`), creating
    DirectoryOrCreate/FileOrCreate paths; containerd creates a missing untyped
@@ -13,13 +16,16 @@ steps a kind control-plane node goes through when the file changes:
    (:mod:`startup`) and exits with ``"command failed" err="..."`` on failure.
 
 The result says whether the apiserver runs, the error a learner would see and
-where it points, the flags as written, where audit events go, and which paths
+where it points, the flags and mounts as written, where audit events go, and which paths
 the node gained. Nothing is written to the tree; :func:`apply_host_changes`
 does that.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +40,7 @@ from lab.engines.audit.podspec import (
     container_mounts,
     decode_pod,
     find_container,
+    pod_key,
     validate_pod,
 )
 from lab.engines.audit.policy import Policy
@@ -64,6 +71,7 @@ __all__ = [
     "Mount",
     "analyse_apiserver",
     "apply_host_changes",
+    "running_manifest",
 ]
 
 DEFAULT_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
@@ -85,8 +93,9 @@ class ApiserverState:
     error_file: str | None = None  # node path the error points at
     error_line: int | None = None
     log_line: str | None = None  # the error as the log line a learner reads
-    # The container's flags as written (last occurrence wins), also when the pod
-    # never starts; empty only when kubelet cannot read a kube-apiserver container.
+    # The container's flags as written (last occurrence wins) and its volumeMounts
+    # joined to the volumes by name (host_path None where none is named), also when
+    # the pod never starts; empty only when kubelet cannot read a kube-apiserver container.
     flags: dict[str, str] = field(default_factory=dict)
     mounts: list[Mount] = field(default_factory=list)
     policy: Policy | None = None
@@ -96,7 +105,7 @@ class ApiserverState:
     webhook_config: str | None = None
     notes: list[str] = field(default_factory=list)
     host_changes: list[HostChange] = field(default_factory=list)
-    manifest_file: str = DEFAULT_MANIFEST
+    manifest_file: str = DEFAULT_MANIFEST  # the file whose pod kubelet runs (see notes)
 
     @property
     def auditing(self) -> bool:
@@ -123,6 +132,7 @@ class _Stop(Exception):
         file: str | None = None,
         line: int | None = None,
         log_line: str | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -130,6 +140,7 @@ class _Stop(Exception):
         self.file = file
         self.line = line
         self.log_line = log_line
+        self.reason = reason or message  # why kubelet skips the file, said on its own
 
 
 def analyse_apiserver(
@@ -138,11 +149,17 @@ def analyse_apiserver(
     *,
     now: datetime | None = None,
 ) -> ApiserverState:
-    """What happens to kube-apiserver on this node with its current manifest."""
+    """What happens to kube-apiserver on this node with its current static pod manifests.
+
+    ``manifest_path`` is the canonical file; its directory is kubelet's
+    staticPodPath, and every file in it counts (:func:`running_manifest`). The
+    file analysed, ``state.manifest_file``, is the one whose pod kubelet runs.
+    """
     node = NodeView(Path(node_root))
-    state = ApiserverState(running=False, manifest_file=manifest_path)
+    manifest_path, notes, decoded = _scan(node, manifest_path, now)
+    state = ApiserverState(running=False, manifest_file=manifest_path, notes=notes)
     try:
-        _analyse(node, manifest_path, state, now)
+        _analyse(node, manifest_path, state, now, decoded.get(manifest_path))
         state.running = True
     except _Stop as stop:
         state.running = False
@@ -173,17 +190,139 @@ def apply_host_changes(node_root: Path, state: ApiserverState) -> list[Path]:
     return made
 
 
-def _analyse(node: NodeView, manifest: str, state: ApiserverState, now: datetime | None) -> None:
+# ----------------------------------------------------------- the static pod directory
+
+
+def running_manifest(
+    node: NodeView | Path, manifest: str = DEFAULT_MANIFEST, *, now: datetime | None = None
+) -> tuple[str, list[str]]:
+    """The file kubelet runs the kube-apiserver pod from, and notes when it is not ``manifest``.
+
+    kubelet's file source (pkg/kubelet/config/file.go, listConfig) reads the whole
+    staticPodPath: extractFromDir globs ``[^.]*`` (dot-files are skipped), sorts
+    the paths, stats each (following symlinks), skips directories and anything
+    not a regular file, and decodes every regular file as a pod; a file it
+    cannot read, decode or validate is logged and skipped, the others still run.
+    The pods go to an UndeltaStore keyed by namespace/name (``replaceStore``:
+    cache.Replace fills a map in list order), so of two files defining the same
+    pod the one last by name wins: ``kube-apiserver.yaml.bak`` beats
+    ``kube-apiserver.yaml``. (An inotify event for the edited file adds its pod
+    at once, but the next periodic re-list, every fileCheckFrequency, puts the
+    winner back.)
+
+    The kube-apiserver pod is the one ``manifest`` defines (kubeadm's
+    kube-system/kube-apiserver if it has no readable name). Without a directory
+    listing, or when no file kubelet accepts defines that pod, ``manifest`` is
+    analysed as it is, so its own error is reported.
+    """
+    view = node if isinstance(node, NodeView) else NodeView(Path(node))
+    path, notes, _ = _scan(view, manifest, now)
+    return path, notes
+
+
+_Decoded = tuple[Any, Lines]
+
+
+def _scan(
+    node: NodeView, manifest: str, now: datetime | None
+) -> tuple[str, list[str], dict[str, _Decoded]]:
+    """:func:`running_manifest`, plus the files it decoded (not to parse them twice)."""
+    decoded: dict[str, _Decoded] = {}
+    directory, _ = posixpath.split(manifest)
+    names = node.list_dir(directory)
+    if names is None:
+        return manifest, [], decoded
+    target: tuple[str, str] | None = None
+    canonical_refused: str | None = None
+    canonical_seen = False
+    accepted: dict[tuple[str, str], str] = {}  # key -> file, later files overwrite
+    apiservers: dict[tuple[str, str], str] = {}  # pods with a kube-apiserver container
+    for name in sorted((n for n in names if not n.startswith(".")), key=os.fsencode):
+        path = posixpath.join(directory, name)
+        is_canonical = path == manifest
+        canonical_seen = canonical_seen or is_canonical
+        try:
+            doc, lines = decoded[path] = _read_pod(node, path, now)
+            key = pod_key(doc)
+            if is_canonical:
+                target = key
+            if key is None:
+                raise _Stop(_NO_NAME, SOURCE_KUBELET)
+            spec = doc.get("spec") or {}
+            errs, _ = validate_pod(spec, lines)
+            if errs:
+                raise _Stop(_invalid_pod(errs), SOURCE_KUBELET)
+        except _Stop as stop:
+            if is_canonical:
+                canonical_refused = stop.reason
+            continue
+        accepted[key] = path
+        if find_container(spec, CONTAINER_NAME) is not None:
+            apiservers[key] = path
+        else:
+            apiservers.pop(key, None)
+    target = target or KUBEADM_POD
+    winner = accepted.get(target)
+    others = {key: path for key, path in apiservers.items() if key != target}
+    if winner is None:
+        if not others:
+            return manifest, [], decoded
+        # That pod does not run, but another one has a kube-apiserver container.
+        target, winner = max(others.items(), key=lambda kv: os.fsencode(kv[1]))
+        del others[target]
+    notes = [
+        f"{path} defines another static pod ({'/'.join(key)}) with a kube-apiserver "
+        f"container: kubelet runs it too, next to the one from {winner}"
+        for key, path in others.items()
+    ]
+    if winner == manifest:
+        return manifest, notes, decoded
+    runs = f"kubelet runs the kube-apiserver pod from {winner}"
+    every = f"every file in {directory} is a static pod manifest"
+    if canonical_refused is not None:
+        why = f"it skips {manifest} ({canonical_refused}), and {every}"
+    elif canonical_seen:  # accepted, so target is its pod, and a later file redefines it
+        why = (f"{every}, and of two files that define the same pod "
+               f"({'/'.join(target)}) the last one by name wins")
+    else:
+        why = f"there is no {manifest}, but {every}"
+    notes.insert(0, f"{runs}: {why}; move backups out of {directory}")
+    return winner, notes, decoded
+
+
+KUBEADM_POD = ("kube-system", "kube-apiserver")
+_NO_NAME = "invalid pod: name is needed for the pod"
+
+
+def _invalid_pod(errs: list[str]) -> str:
+    return f"invalid pod: [{' '.join(errs)}]"
+
+
+# ------------------------------------------------------------------------ one manifest
+
+
+def _analyse(
+    node: NodeView,
+    manifest: str,
+    state: ApiserverState,
+    now: datetime | None,
+    decoded: _Decoded | None = None,
+) -> None:
     # ---- 1. kubelet reads, decodes and validates the static pod file
-    doc, lines = _read_pod(node, manifest, now)
+    doc, lines = decoded or _read_pod(node, manifest, now)
     spec = doc.get("spec") or {}
     index = find_container(spec, CONTAINER_NAME)
     if index is not None:
-        # Graders report the flags a learner wrote even when the pod never starts.
-        state.flags = _written_flags(spec["containers"][index], lines, index)
+        # Graders report the flags and mounts a learner wrote even when the pod never starts.
+        container = spec["containers"][index]
+        state.flags = _written_flags(container, lines, index)
+        state.mounts = container_mounts(spec, container, lines, ("spec", "containers", index))
+    if pod_key(doc) is None:
+        raise _kubelet_manifest_error(_NO_NAME, manifest, lines.of("metadata"), now)
     errs, line = validate_pod(spec, lines)
     if errs:
-        raise _kubelet_manifest_error(f"invalid pod: [{' '.join(errs)}]", manifest, line, now)
+        state.notes.extend(_unjoined_mount_notes(spec, state.mounts))
+        raise _kubelet_manifest_error(_invalid_pod(errs), manifest, line, now)
     if index is None:
         raise _Stop(
             f'static pod in {manifest} has no container named "{CONTAINER_NAME}"',
@@ -194,7 +333,6 @@ def _analyse(node: NodeView, manifest: str, state: ApiserverState, now: datetime
     cpath = ("spec", "containers", index)
     container = spec["containers"][index]
     argv = command_line(container, lines, cpath)
-    state.mounts = container_mounts(spec, container, lines, cpath)
 
     # ---- 2. kubelet sets up the pod's volumes
     failure = setup_pod_volumes(node, spec.get("volumes") or [], state.mounts)
@@ -226,6 +364,22 @@ def _analyse(node: NodeView, manifest: str, state: ApiserverState, now: datetime
     _start(node, parsed, state, manifest, now)
 
 
+def _unjoined_mount_notes(spec: dict[str, Any], mounts: list[Mount]) -> list[str]:
+    """For each volumeMount naming no volume, the volume it probably meant."""
+    names = [v["name"] for v in spec.get("volumes") or [] if isinstance(v.get("name"), str)]
+    notes = []
+    for m in mounts:
+        if m.volume_kind is not None or not m.name:
+            continue
+        note = f"volumeMount {go_quote(m.name)} ({m.mount_path}) names no volume of the pod"
+        close = difflib.get_close_matches(m.name, names, n=1, cutoff=0.6)
+        if close:
+            note += (f"; the pod has a volume {go_quote(close[0])}: a volumeMount's name "
+                     "must be the volume's name exactly")
+        notes.append(note)
+    return notes
+
+
 def _read_pod(node: NodeView, manifest: str, now: datetime | None) -> tuple[Any, Lines]:
     """The manifest decoded as a Pod (a dict), or the kubelet error that refuses it.
 
@@ -242,6 +396,7 @@ def _read_pod(node: NodeView, manifest: str, now: datetime | None) -> tuple[Any,
             f"no static pod manifest at {manifest}: kubelet runs no kube-apiserver pod",
             SOURCE_KUBELET,
             file=manifest,
+            reason="it does not exist: a dangling symlink",  # listed, so os.Stat failed
         ) from None
     except NotRegularFile as exc:
         # extractFromDir logs these with a nil error and skips the entry.
@@ -257,6 +412,7 @@ def _read_pod(node: NodeView, manifest: str, now: datetime | None) -> tuple[Any,
             SOURCE_KUBELET,
             file=manifest,
             log_line=klog_line(message, kv, where=where, pid=700, now=now),
+            reason=f"it is a {exc.kind}",
         ) from None
     except OSError as exc:
         err = path_error("open", manifest, (exc.strerror or str(exc)).lower())

@@ -67,6 +67,14 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
         )
     if kind != "Pod":
         return f"invalid pod: &core.{kind}{{...}}", lines.of("kind")
+    meta = doc.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        return _type_error(meta, "Pod", "metadata", "v1.ObjectMeta"), lines.of("metadata")
+    for key in ("name", "namespace"):
+        val = (meta or {}).get(key)
+        if val is not None and not isinstance(val, str):
+            return _type_error(val, "ObjectMeta", f"metadata.{key}", "string"), lines.of(
+                "metadata", key)
     spec = doc.get("spec")
     if spec is None:
         return None, None
@@ -294,6 +302,18 @@ def validate_pod(spec: dict[str, Any], lines: Lines) -> tuple[list[str], int | N
     return errs, first_line
 
 
+def pod_key(doc: dict[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) kubelet keys a decoded static pod by; None: it has no name.
+
+    tryDecodeSinglePod refuses a pod without a name ("invalid pod: name is needed
+    for the pod"); applyDefaults then suffixes the node name (the same for every
+    file, so left out here) and defaults the namespace to "default".
+    """
+    meta = doc.get("metadata") or {}
+    name = meta.get("name") or ""
+    return (meta.get("namespace") or "default", name) if name else None
+
+
 def find_container(spec: dict[str, Any], name: str) -> int | None:
     """Index of the container called ``name`` in a decoded pod spec."""
     containers = spec.get("containers") or []
@@ -314,21 +334,36 @@ def command_line(
 def container_mounts(
     spec: dict[str, Any], container: dict[str, Any], lines: Lines, cpath: tuple[Any, ...]
 ) -> list[Mount]:
-    """The container's volumeMounts joined with the pod volumes (a validated pod)."""
-    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    """The container's volumeMounts as written, joined with the pod volumes by name.
+
+    Works on any decoded pod, valid or not: a mount naming no volume has
+    ``host_path``, ``host_type`` and ``volume_kind`` None, of two volumes with
+    one name the first is taken (validation refuses the second), and a mount
+    without a mountPath is left out (it would put nothing anywhere). For a valid
+    pod this is exactly what kubelet mounts.
+    """
+    volumes: dict[Any, dict[str, Any]] = {}
+    for v in spec.get("volumes") or []:
+        volumes.setdefault(v.get("name"), v)
     mounts: list[Mount] = []
     for mi, vm in enumerate(container.get("volumeMounts") or []):
-        vol = volumes[vm["name"]]
-        hp = vol.get("hostPath")
+        name = vm.get("name") or ""
+        vol = volumes.get(name) if name else None
+        hp = vol.get("hostPath") if vol is not None else None
+        host = hp.get("path") if isinstance(hp, dict) else None
+        mount_path = vm.get("mountPath") or ""
+        if not mount_path:
+            continue
         mounts.append(
             Mount(
-                name=vm["name"],
-                mount_path=normalize_node_path(vm["mountPath"]),
+                name=name,
+                mount_path=normalize_node_path(mount_path),
                 read_only=bool(vm.get("readOnly", False)),
-                host_path=normalize_node_path(hp["path"]) if isinstance(hp, dict) else None,
+                host_path=normalize_node_path(host) if host else None,
                 host_type=(hp.get("type") or "") if isinstance(hp, dict) else None,
                 sub_path=vm.get("subPath") or None,
-                volume_kind=next((s for s in VOLUME_SOURCES if vol.get(s) is not None), None),
+                volume_kind=None if vol is None else next(
+                    (s for s in VOLUME_SOURCES if vol.get(s) is not None), None),
                 line=lines.of(*cpath, "volumeMounts", mi),
             )
         )

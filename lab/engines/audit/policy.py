@@ -10,7 +10,7 @@ have rules. Every error keeps upstream's wording.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,14 @@ class Policy:
     # Upstream strict-decoding complaints (unknown or duplicate fields). The apiserver
     # only logs them ("Audit policy contains errors, falling back to lenient decoding").
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # The unknown fields among them, as data: (rule index, path inside that rule), or
+    # (None, path from the top) outside the rules. 'unknown field "rules[2].usergroups"'
+    # is (2, "usergroups"); "rules[0].resources[1].resource" is (0, "resources[1].resource").
+    ignored_fields: tuple[tuple[int | None, str], ...] = field(default=(), compare=False)
+
+    def ignored_in_rule(self, index: int) -> tuple[str, ...]:
+        """The fields kube-apiserver dropped from rule ``index`` (paths inside the rule)."""
+        return tuple(path for i, path in self.ignored_fields if i == index)
 
 
 class PolicyError(LabError):
@@ -95,6 +103,15 @@ _RULE_LISTS = {"users": "users", "userGroups": "user_groups", "verbs": "verbs",
 class _PolicyDecoder(StructDecoder):
     """The fields of audit/v1.Policy and their Go types."""
 
+    def __init__(self, ordered: bool) -> None:
+        super().__init__(ordered)
+        self.ignored: list[tuple[int | None, str]] = []
+
+    def ignore(self, rule: int | None, path: str) -> None:
+        """An unknown field: the strict decoder's complaint, and where it was."""
+        self.unknown_field(path if rule is None else f"rules[{rule}].{path}")
+        self.ignored.append((rule, path))
+
     def policy(self, top: Located, source: str) -> Policy:
         rules: tuple[PolicyRule, ...] = ()
         stages: tuple[str, ...] = ()
@@ -112,7 +129,7 @@ class _PolicyDecoder(StructDecoder):
             elif key == "omitManagedFields":
                 omit = bool(self.boolean(v, "Policy", key))
             else:
-                self.unknown_field(key)
+                self.ignore(None, key)
         return Policy(rules, stages, omit, source)
 
     def metadata(self, v: Located) -> None:
@@ -140,13 +157,13 @@ class _PolicyDecoder(StructDecoder):
                 got["omit_managed_fields"] = self.boolean(fv, "PolicyRule", stack)
             elif key == "resources":
                 items = self.array(fv, "[]v1.GroupResources", "PolicyRule", stack)
-                got["resources"] = tuple(self.group_resources(g, f"rules[{i}].resources[{j}]")
+                got["resources"] = tuple(self.group_resources(g, i, f"resources[{j}]")
                                          for j, g in enumerate(items))
             else:
-                self.unknown_field(f"rules[{i}].{key}")
+                self.ignore(i, key)
         return PolicyRule(level=got.pop("level", ""), line=v.line, **got)
 
-    def group_resources(self, v: Located, where: str) -> GroupResources:
+    def group_resources(self, v: Located, rule: int, where: str) -> GroupResources:
         fields = self.object(v, "v1.GroupResources", "PolicyRule", "rules.resources")
         got: dict[str, Any] = {}
         for key, fv in self.items(fields or {}):
@@ -157,7 +174,7 @@ class _PolicyDecoder(StructDecoder):
                 name = "resources" if key == "resources" else "resource_names"
                 got[name] = self.strings(fv, "string", "GroupResources", stack)
             else:
-                self.unknown_field(f"{where}.{key}")
+                self.ignore(rule, f"{where}.{key}")
         return GroupResources(**got)
 
 
@@ -199,8 +216,7 @@ def _decode(data: bytes, source: str) -> tuple[Policy, int | None]:
         strict.append("yaml: unmarshal errors:\n  " + "\n  ".join(duplicates))
     strict += decoder.unknown
     if strict:
-        policy = Policy(policy.rules, policy.omit_stages, policy.omit_managed_fields, source,
-                        tuple(strict))
+        policy = replace(policy, warnings=tuple(strict), ignored_fields=tuple(decoder.ignored))
     stages = top.value.get("omitStages") if isinstance(top.value, dict) else None
     return policy, stages.line if stages is not None else None
 

@@ -8,6 +8,7 @@ backend's ensureLogFile (apiserver pkg/server/options/audit.go). A failure is a
 
 from __future__ import annotations
 
+import difflib
 import posixpath
 import stat
 from dataclasses import dataclass
@@ -232,10 +233,7 @@ def policy_source(policy_file: str, cfs: ContainerFS, notes: list[str]) -> str:
         read_err = path_error("read", policy_file, EISDIR)
     if read_err is not None:
         if mount is None:
-            notes.append(
-                f"--audit-policy-file {cp} is not under any volumeMount: the file only exists "
-                "on the node, not inside the apiserver container"
-            )
+            notes.append(_unmounted_policy_note(cp, cfs.node))
         raise StartupError(
             "loading audit policy file: failed to read file path "
             f"{go_quote(policy_file)}: {read_err}",
@@ -243,6 +241,27 @@ def policy_source(policy_file: str, cfs: ContainerFS, notes: list[str]) -> str:
         )
     assert host is not None  # readable, so on a hostPath
     return host
+
+
+def _unmounted_policy_note(cp: str, node: NodeView) -> str:
+    """Why a policy file outside every volumeMount is missing, judged from the node too."""
+    where = f"--audit-policy-file {cp} is not under any volumeMount"
+    on_node = node.kind(cp)
+    if on_node == "file":
+        return (f"{where}: the file only exists on the node, not inside the apiserver "
+                "container")
+    if on_node == "dir":
+        return (f"{where}, and on the node {cp} is a directory, not a file: it exists "
+                "neither inside the apiserver container nor as a file on the node")
+    if on_node == "other":
+        return f"{where}: {cp} is not a regular file on the node either"
+    note = (f"{where}, and the node has no {cp} either: the file exists neither on the node "
+            "nor inside the apiserver container (check the path for a typo)")
+    parent, name = posixpath.split(cp)
+    near = difflib.get_close_matches(name, node.list_dir(parent) or [], n=1, cutoff=0.75)
+    if near:
+        note += f"; the node has {posixpath.join(parent, near[0])}"
+    return note
 
 
 def load_audit_policy(node: NodeView, host: str, policy_file: str) -> Policy:
