@@ -48,6 +48,8 @@ def test_mistake(case: dict[str, Any], tmp_path: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         filler = ("x" * 99 + "\n") * (case.get("log_fill", 0) // 100)
         log.write_text(case.get("log_before", "") + filler)
+    for src, dst in case.get("copy_before_edit", {}).items():
+        resolve_in_node(node, dst).write_bytes(resolve_in_node(node, src).read_bytes())
     for path, edits in case.get("edit", {}).items():
         target = resolve_in_node(node, path)
         text = target.read_text()

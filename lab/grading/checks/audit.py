@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from lab.engines.audit.checker import evaluate
+from lab.engines.audit.checker import evaluate, near_misses
 from lab.engines.audit.policy import Policy, PolicyError, PolicyRule, load_policy
 from lab.engines.audit.stages import STAGES, stages_for
 from lab.evidence import AuditEvidence, MountInfo
@@ -223,38 +222,37 @@ def describe_rule(rule: PolicyRule, index: int) -> str:
     return f"rule {index + 1} ({line}`{', '.join(parts)}`)"
 
 
-def _why_level(ev: AuditEvidence, call: ApiCall) -> str:
+def _why_level(ev: AuditEvidence, call: ApiCall, want: str) -> str:
     policy = _policy(ev)
     if policy is None:
         return ""
     result = evaluate(policy, call.attrs)
+    nearly = _near_misses(policy, call, want)
     if result.rule_index is None:
-        return " — no rule of your policy matches it, and the default is None"
-    ignored = [
-        m.group(1)
-        for w in policy.warnings
-        if (m := re.search(rf'unknown field "rules\[{result.rule_index}\]\.([^"]+)"', w))
-    ]
+        return f" — no rule of your policy matches it, and the default is None{nearly}"
+    rule = describe_rule(policy.rules[result.rule_index], result.rule_index)
+    ignored = policy.ignored_in_rule(result.rule_index)
     if ignored:
         fields = ", ".join(f"`{f}`" for f in ignored)
-        return (
-            f" — your {describe_rule(policy.rules[result.rule_index], result.rule_index)} "
-            f"matched first (kube-apiserver ignored its unknown field {fields})"
-        )
-    rule = describe_rule(policy.rules[result.rule_index], result.rule_index)
+        return f" — your {rule} matched first (kube-apiserver ignored its unknown field {fields})"
     if result.level != "None" and not stages_for(call.attrs, result.level, result.omit_stages):
         return (
             f" — your {rule} matched first, at {result.level}, but omitStages "
             f"{_list(result.omit_stages)} drops every stage this request has"
         )
-    return f" — your {rule} matched first{_core_group_hint(policy, call)}"
+    return f" — your {rule} matched first{nearly}"
 
 
-def _core_group_hint(policy: Policy, call: ApiCall) -> str:
-    if call.attrs.is_resource_request and call.attrs.api_group == "":
-        if any(gr.group == "core" for r in policy.rules for gr in r.resources):
-            return ' (note: in a policy the core API group is group: "", not "core")'
-    return ""
+def _near_misses(policy: Policy, call: ApiCall, want: str) -> str:
+    """Earlier rules at the level the task wants that failed on one condition
+    only: most likely the rule the learner meant for this request."""
+    misses = [
+        m for m in near_misses(policy, call.attrs) if policy.rules[m.rule_index].level == want
+    ]
+    misses = misses[:2]
+    return "".join(
+        f"; rule {m.rule_index + 1} missed it only on {m.field}: {m.detail}" for m in misses
+    )
 
 
 @record
@@ -308,7 +306,8 @@ def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
             )
         return Outcome(
             False,
-            f"{what} is not in the audit log{_why_level(ev, call)}; the task wants {p.level}",
+            f"{what} is not in the audit log{_why_level(ev, call, p.level)}; "
+            f"the task wants {p.level}",
         )
     if ev.log_format == "legacy" or any("level" not in e for e in events):
         return Outcome(
@@ -320,7 +319,8 @@ def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
     if levels != [p.level]:
         got = ", ".join(levels)
         return Outcome(
-            False, f"{what} was logged at {got}{_why_level(ev, call)}; the task wants {p.level}"
+            False,
+            f"{what} was logged at {got}{_why_level(ev, call, p.level)}; the task wants {p.level}",
         )
     stages = _sorted_stages(events)
     if p.stages is not None:
@@ -367,7 +367,8 @@ def audit_not_logged(p: NotLoggedParams, ctx: Context) -> Outcome:
         levels = ", ".join(sorted({str(e.get("level")) for e in events}))
         return Outcome(
             False,
-            f"{what} was logged at {levels}{_why_level(ev, call)}; the task wants it not logged",
+            f"{what} was logged at {levels}{_why_level(ev, call, 'None')}; "
+            "the task wants it not logged",
         )
     return Outcome(True, f"{what} was not logged")
 
