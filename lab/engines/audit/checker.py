@@ -365,6 +365,14 @@ def _explain(field: str, rule: PolicyRule, a: RequestAttributes) -> str:
               NAMESPACES: rule.namespaces}.get(field, ())
     if "*" in listed:
         return _no_wildcard(field, _WILDCARD_EVERY[field])
+    globbed = [v for v in listed if "*" in v]
+    if globbed:
+        # "system:node:*" is a common guess; these fields compare whole strings.
+        return (f'{field} compare whole strings: {_q(globbed[0])} is no pattern and only '
+                f'matches itself literally; list the exact names, or use userGroups '
+                f'(e.g. "system:nodes" for every node)' if field == USERS else
+                f'{field} compare whole strings: {_q(globbed[0])} is no pattern and only '
+                f'matches itself literally')
     user = a.user
     if field in (USERS, USER_GROUPS) and user is None:
         return f"the request is unauthenticated (it has no user), and {field} never match that"

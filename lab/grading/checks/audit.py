@@ -247,9 +247,11 @@ def _near_misses(policy: Policy, call: ApiCall, want: str) -> str:
     """Earlier rules at the level the task wants that failed on one condition
     only: most likely the rule the learner meant for this request."""
     misses = [
-        m for m in near_misses(policy, call.attrs) if policy.rules[m.rule_index].level == want
-    ]
-    misses = misses[:2]
+        m
+        for m in near_misses(policy, call.attrs)
+        # A resource rule "nearly" matching a path (or the reverse) is never the one meant.
+        if policy.rules[m.rule_index].level == want and m.field != "kind"
+    ][:2]
     return "".join(
         f"; rule {m.rule_index + 1} missed it only on {m.field}: {m.detail}" for m in misses
     )
