@@ -391,8 +391,11 @@ def test_go_parse_int_rejects(text: str, reason: str) -> None:
 def test_go_parse_uint_and_aggregate_and_file_mode() -> None:
     assert go_parse_uint("0x10") == 16
     assert go_parse_uint("18446744073709551615") == 2**64 - 1
-    for bad, reason in (("+1", "invalid syntax"), ("-1", "invalid syntax"),
-                        ("18446744073709551616", "value out of range")):
+    for bad, reason in (
+        ("+1", "invalid syntax"),
+        ("-1", "invalid syntax"),
+        ("18446744073709551616", "value out of range"),
+    ):
         with pytest.raises(ValueError, match=reason):
             go_parse_uint(bad)
     assert go_aggregate(["a"]) == "a"
@@ -556,10 +559,14 @@ def _merge_bomb_rows(levels: int = 8) -> list[str]:
 
 def _key_bomb_rows() -> list[str]:
     # The expansion hides in a key: never built without counting it.
-    return ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
-        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]"
-        for i in range(2)
-    ] + ["? [" + ", ".join(["*c"] * 400) + "]\n: x"]
+    return (
+        ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+        + [
+            f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]"
+            for i in range(2)
+        ]
+        + ["? [" + ", ".join(["*c"] * 400) + "]\n: x"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -609,10 +616,14 @@ def test_manifest_directory_is_skipped_like_kubelet(tmp_path: Path) -> None:
     _manifest_path(tmp_path).mkdir(parents=True)
     state = analyse_apiserver(tmp_path)
     assert not state.running
-    assert state.log_line is not None and (
-        '"Provided manifest path is a directory, not recursing into manifest path" '
-        'path="/etc/kubernetes/manifests/kube-apiserver.yaml"'
-    ) in state.log_line
+    assert (
+        state.log_line is not None
+        and (
+            '"Provided manifest path is a directory, not recursing into manifest path" '
+            'path="/etc/kubernetes/manifests/kube-apiserver.yaml"'
+        )
+        in state.log_line
+    )
 
 
 def test_manifest_at_the_read_limit_is_refused(tmp_path: Path) -> None:
@@ -636,10 +647,18 @@ POLICY_CASE = {
         "--audit-log-path=/var/log/kubernetes/audit/audit.log",
     ],
     "mounts": [
-        {"name": "audit", "hostPath": "/etc/kubernetes/audit",
-         "mountPath": "/etc/kubernetes/audit", "type": "DirectoryOrCreate"},
-        {"name": "audit-log", "hostPath": "/var/log/kubernetes/audit",
-         "mountPath": "/var/log/kubernetes/audit", "type": "DirectoryOrCreate"},
+        {
+            "name": "audit",
+            "hostPath": "/etc/kubernetes/audit",
+            "mountPath": "/etc/kubernetes/audit",
+            "type": "DirectoryOrCreate",
+        },
+        {
+            "name": "audit-log",
+            "hostPath": "/var/log/kubernetes/audit",
+            "mountPath": "/var/log/kubernetes/audit",
+            "type": "DirectoryOrCreate",
+        },
     ],
     "dirs": ["/etc/kubernetes/audit"],
 }
@@ -687,8 +706,13 @@ def test_pod_validation_order() -> None:
     from lab.engines.audit.goyaml import Lines
     from lab.engines.audit.podspec import validate_pod
 
-    spec = {"volumes": [{"name": "a", "hostPath": {"path": "", "type": "Nope"}},
-                        {"name": "a", "emptyDir": {}}, {"emptyDir": {}, "configMap": {}}]}
+    spec = {
+        "volumes": [
+            {"name": "a", "hostPath": {"path": "", "type": "Nope"}},
+            {"name": "a", "emptyDir": {}},
+            {"emptyDir": {}, "configMap": {}},
+        ]
+    }
     errs, _ = validate_pod(spec, Lines())
     assert errs == [
         # Empty path: validateHostPathVolumeSource returns before checking the type.
@@ -704,13 +728,17 @@ def test_pod_validation_order() -> None:
 @pytest.mark.parametrize(
     "content, says",
     [
-        ("a: " + "[" * 5000 + "]" * 5000, "nesting deeper than 100 levels"),
+        # libyaml >= 0.2.6 (PyYAML 6.0.4 wheels) refuses first with its own words.
+        (
+            "a: " + "[" * 5000 + "]" * 5000,
+            ("nesting deeper than 100 levels", "exceeded maximum nesting depth"),
+        ),
         ("\x00\x01binary", "unacceptable character #x0000"),
     ],
     ids=["deep nesting", "binary"],
 )
 def test_hostile_manifest_is_a_kubelet_error_not_a_crash(
-    tmp_path: Path, content: str, says: str
+    tmp_path: Path, content: str, says: str | tuple[str, ...]
 ) -> None:
     manifest = tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml"
     manifest.parent.mkdir(parents=True)
@@ -718,7 +746,8 @@ def test_hostile_manifest_is_a_kubelet_error_not_a_crash(
     state = analyse_apiserver(tmp_path)
     assert not state.running
     assert state.error is not None and "couldn't parse as pod" in state.error
-    assert says in state.error
+    options = (says,) if isinstance(says, str) else says
+    assert any(o in state.error for o in options), state.error
 
 
 def test_running_manifest_alone(tmp_path: Path) -> None:
