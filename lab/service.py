@@ -273,10 +273,14 @@ def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False
     op.ws.update_state(solutions_viewed=sorted(viewed))
     if apply:
         op.ws.backup("before-solution")
-        for t in tasks:
-            for f in t.solution.files:
-                op.ws.write_node_file(op.sc, f)
+        _write_solutions(op.ws, op.sc, tasks)
     return tasks
+
+
+def _write_solutions(ws: Workspace, sc: LoadedScenario, tasks: list[Task]) -> None:
+    for t in tasks:
+        for f in t.solution.files:
+            ws.write_node_file(sc, f)
 
 
 def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
@@ -405,8 +409,6 @@ def self_test(sc: LoadedScenario) -> SelfTest:
         untouched = grade(sc.model, backend.run_attack(sc, ws))
         ws2 = create_workspace(Path(tmp) / "solved", sc, "sim")
         backend.prepare(sc, ws2)
-        for task in sc.model.tasks:
-            for f in task.solution.files:
-                ws2.write_node_file(sc, f)
+        _write_solutions(ws2, sc, list(sc.model.tasks))
         solved = grade(sc.model, backend.run_attack(sc, ws2))
     return SelfTest(sc.id, untouched, solved)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -191,8 +192,14 @@ def _pipeline_broken(ev: AuditEvidence) -> Outcome | None:
 def _policy(ev: AuditEvidence) -> Policy | None:
     if ev.policy_text is None:
         return None
+    return _parsed_policy(ev.policy_text, ev.policy_file or "<policy>")
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_policy(text: str, source: str) -> Policy | None:
+    # Every audit check of a run explains itself from the same policy: parse once.
     try:
-        return load_policy(ev.policy_text, ev.policy_file or "<policy>")
+        return load_policy(text, source)
     except PolicyError:
         return None
 
@@ -272,6 +279,13 @@ def _call(ctx: Context, step: str) -> ApiCall:
     return call
 
 
+def _step_evidence(ctx: Context, step: str) -> tuple[AuditEvidence, ApiCall, str, Outcome | None]:
+    """The evidence, the step's request, how to name it, and why logging is broken."""
+    ev = _audit(ctx)
+    call = _call(ctx, step)
+    return ev, call, call.describe(), _pipeline_broken(ev)
+
+
 def _logged_title(p: LoggedParams) -> str:
     stages = f", stages {_list(p.stages)}" if p.stages is not None else ""
     return f"attack step {p.step!r} is logged at {p.level}{stages}"
@@ -284,10 +298,7 @@ def _sorted_stages(events: list[dict[str, Any]]) -> list[str]:
 
 @register("audit_logged", LoggedParams, _logged_title, steps=lambda p: [p.step])
 def audit_logged(p: LoggedParams, ctx: Context) -> Outcome:
-    ev = _audit(ctx)
-    call = _call(ctx, p.step)
-    what = call.describe()
-    broken = _pipeline_broken(ev)
+    ev, call, what, broken = _step_evidence(ctx, p.step)
     if broken:
         return Outcome(False, f"{what} was not logged: {broken.explanation}", broken.cause)
     events = ev.events.get(p.step, [])
@@ -355,10 +366,7 @@ class NotLoggedParams(Params):
     steps=lambda p: [p.step],
 )
 def audit_not_logged(p: NotLoggedParams, ctx: Context) -> Outcome:
-    ev = _audit(ctx)
-    call = _call(ctx, p.step)
-    what = call.describe()
-    broken = _pipeline_broken(ev)
+    ev, call, what, broken = _step_evidence(ctx, p.step)
     if broken:
         # Nothing logged, but because logging is broken: the task is not done.
         return Outcome(
