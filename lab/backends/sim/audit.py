@@ -17,8 +17,10 @@ from lab.engines.audit.manifest import (
     analyse_apiserver,
     apply_host_changes,
 )
+from lab.engines.audit.policy import MAX_POLICY_BYTES
 from lab.evidence import ApiserverStatus, AuditEvidence, MountInfo
 from lab.fsutil import atomic_write_bytes
+from lab.nodefs import NotRegularFile, read_regular
 from lab.scenarios.requests import ApiCall
 
 # The address a kind node sees for requests from the host (docker's bridge gateway).
@@ -62,7 +64,11 @@ def _policy_text(state: ApiserverState) -> str | None:
     # The file the apiserver loaded, read from the node as the kind backend would.
     if state.policy is None or state.policy_host_path is None:
         return None
-    return state.policy_host_path.read_text(encoding="utf-8", errors="replace")
+    try:
+        raw = read_regular(state.policy_host_path, MAX_POLICY_BYTES)
+    except (OSError, NotRegularFile):
+        return None  # replaced since the apiserver loaded it: nothing to explain from
+    return raw.decode("utf-8", errors="replace")
 
 
 def _log_events(
