@@ -44,8 +44,8 @@ class Document:
 MAX_DEPTH = 100
 
 
-class DepthLimitedLoader(yaml.SafeLoader):
-    """SafeLoader whose composer refuses nesting past MAX_DEPTH (NestingTooDeep)."""
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting past MAX_DEPTH (_TooDeep)."""
 
     _depth = 0
 
@@ -54,19 +54,17 @@ class DepthLimitedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
-                raise NestingTooDeep(mark.line + 1)
+                raise _TooDeep(mark.line + 1)
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1
 
 
-class NestingTooDeep(Exception):
+class _TooDeep(Exception):
     def __init__(self, line: int) -> None:
         super().__init__(f"nesting deeper than {MAX_DEPTH} levels")
         self.line = line
 
-
-_Loader = DepthLimitedLoader
 
 
 def _check_text(raw: bytes, source: str, limit: int) -> str:
@@ -132,7 +130,7 @@ def _compose(text: str, source: str) -> list[yaml.Node]:
                 )
             nodes.append(node)
         return nodes
-    except NestingTooDeep as exc:
+    except _TooDeep as exc:
         raise LabError(
             f"nesting deeper than {MAX_DEPTH} levels; refusing it", file=source, line=exc.line
         ) from None
