@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.grading.checks import REGISTRY, parse_params
+from lab.grading.checks import parse_params
 from lab.paths import kind_configs_dir
 from lab.scenarios.loader import LoadedScenario, inside
 from lab.scenarios.requests import api_call
@@ -68,7 +68,3 @@ def validate_checks(sc: LoadedScenario) -> list[LabError]:
                         )
                     )
     return errors
-
-
-def known_check_types() -> list[str]:
-    return sorted(REGISTRY)
