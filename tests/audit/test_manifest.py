@@ -760,3 +760,12 @@ def test_running_manifest_alone(tmp_path: Path) -> None:
     (node / path.lstrip("/")).unlink()
     assert running_manifest(node) == (DEFAULT_MANIFEST, [])
     assert running_manifest(tmp_path / "empty-node") == (DEFAULT_MANIFEST, [])
+
+
+@pytest.mark.parametrize("value, prints", [("F", False), ("FALSE", False), ("f", False),
+                                           ("true", True), ("raw", True)])
+def test_version_flag_values_as_verflag_reads_them(value: str, prints: bool) -> None:
+    from lab.engines.audit.flags import parse_flags
+
+    parsed = parse_flags([("kube-apiserver", 1), (f"--version={value}", 2)])
+    assert parsed.version is prints

@@ -341,8 +341,7 @@ def _entry_miss(cond: _Conditions, a: RequestAttributes) -> tuple[str, str, int]
     return None
 
 
-def _q(s: str) -> str:
-    return go_quote(s)
+_q = go_quote
 
 
 def _list(values: tuple[str, ...]) -> str:

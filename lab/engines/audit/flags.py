@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab.engines.audit.gotext import (
+    GO_FALSE,
     GO_TRUE,
     go_parse_bool,
     go_parse_duration,
@@ -252,7 +253,8 @@ def parse_flags(argv: list[tuple[str, int | None]], *, strict: bool = True) -> P
             _check_value(name, kind, value, line)
         if name == "help" and value in GO_TRUE:
             out.help = True
-        if name == "version" and value not in ("false", "False", "0"):
+        # verflag: "raw" or anything ParseBool reads as true prints the version.
+        if name == "version" and value not in GO_FALSE:
             out.version = True
         out.values[name] = value
         if line is not None:

@@ -26,14 +26,24 @@ _FIND_KIND = ('struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
               'Kind string "json:\\"kind,omitempty\\"" }')
 
 
+def find_kind_error(value: Any) -> str:
+    """SimpleMetaFactory.Interpret's error for a document that is no JSON object."""
+    return ("couldn't get version/kind; json parse error: json: cannot unmarshal "
+            f"{json_type(value)} into Go value of type {_FIND_KIND}")
+
+
+def type_error(value: Any, struct: str, stack: str, go_type: str) -> str:
+    """encoding/json's UnmarshalTypeError for the field ``struct.stack``."""
+    return (f"json: cannot unmarshal {json_type(value)} into Go struct field "
+            f"{struct}.{stack} of type {go_type}")
+
+
 def interpret(top: Located, ordered: bool) -> tuple[str, str, str, int | None]:
     """(group, version, kind, line): SimpleMetaFactory.Interpret, then ParseGroupVersion."""
     found: dict[str, Located] = {}
     if top.value is not None:
         if not isinstance(top.value, dict):
-            raise DecodeError("couldn't get version/kind; json parse error: json: cannot "
-                              f"unmarshal {json_type(top.value)} into Go value of type "
-                              f"{_FIND_KIND}", top.line)
+            raise DecodeError(find_kind_error(top.value), top.line)
         items = top.value.items() if ordered else sorted(top.value.items())
         for key, v in items:  # encoding/json matches field names case-insensitively
             name = {"apiversion": "apiVersion", "kind": "kind"}.get(key.casefold())
@@ -78,8 +88,7 @@ class StructDecoder:
 
     @staticmethod
     def fail(v: Located, go_type: str, struct: str, stack: str) -> NoReturn:
-        raise DecodeError(f"json: cannot unmarshal {json_type(v.value)} into Go struct field "
-                          f"{struct}.{stack} of type {go_type}", v.line)
+        raise DecodeError(type_error(v.value, struct, stack, go_type), v.line)
 
     def string(self, v: Located, go_type: str, struct: str, stack: str) -> str:
         if v.value is None or isinstance(v.value, str):

@@ -24,6 +24,11 @@ def path_error(op: str, path: str, errno_text: str) -> str:
     return f"{op} {path}: {errno_text}"
 
 
+def os_error_text(exc: OSError) -> str:
+    """The errno text Go prints for the error Python raised (``permission denied``)."""
+    return (exc.strerror or str(exc)).lower()
+
+
 def go_rune(c: str) -> str:
     """Go's %q for a rune: single-quoted."""
     inner = go_quote(c)[1:-1].replace('\\"', '"')
@@ -181,6 +186,10 @@ _DURATION_UNITS = {
 }
 
 
+_DURATION_NUMBER = re.compile(r"(\d*)(\.\d*)?")
+_DURATION_UNIT = re.compile(r"[^\d.]+")
+
+
 def go_parse_duration(s: str) -> int:
     """time.ParseDuration in nanoseconds; raises ValueError with Go's message."""
     quoted = go_quote(s)
@@ -192,12 +201,12 @@ def go_parse_duration(s: str) -> int:
         raise ValueError(f"time: invalid duration {quoted}")
     total = 0.0
     while s:
-        m = re.match(r"(\d*)(\.\d*)?", s)
+        m = _DURATION_NUMBER.match(s)
         if not m or (not m.group(1) and (not m.group(2) or m.group(2) == ".")):
             raise ValueError(f"time: invalid duration {quoted}")
         number = float((m.group(1) or "0") + (m.group(2) or ""))
         s = s[m.end() :]
-        u = re.match(r"[^\d.]+", s)
+        u = _DURATION_UNIT.match(s)
         if not u:
             raise ValueError(f"time: missing unit in duration {quoted}")
         unit = u.group(0)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from lab.engines.audit.gotext import utc
+from lab.engines.audit.gotext import ENOENT, os_error_text, path_error, utc
 from lab.engines.audit.legacy import parse_legacy_line
 from lab.errors import LabError
 from lab.nodefs import NotRegularFile, open_regular
@@ -74,7 +74,7 @@ def append_events(
     if create_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
-        raise AuditLogError(f"open {path}: no such file or directory", file=str(path))
+        raise AuditLogError(path_error("open", str(path), ENOENT), file=str(path))
     limit = (lumberjack_max_size_mb or LUMBERJACK_DEFAULT_MAX_SIZE_MB) * _MEGABYTE
     stamp_time = now or datetime.now(UTC)
     rotated: list[Path] = []
@@ -82,8 +82,8 @@ def append_events(
         size = path.stat().st_size if path.exists() else None
         fh = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - reopened on rotation
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise AuditLogError(f"open {path}: {reason}", file=str(path)) from None
+        raise AuditLogError(path_error("open", str(path), os_error_text(exc)),
+                            file=str(path)) from None
     first = True
     try:
         for line in lines:
@@ -180,8 +180,8 @@ def _open_log(path: Path) -> BinaryIO:
             message = f"audit log path is a {exc.kind}, not a regular file; refusing to read it"
         raise AuditLogError(message, file=str(path)) from None
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise AuditLogError(f"cannot read the audit log: {reason}", file=str(path)) from None
+        raise AuditLogError(f"cannot read the audit log: {os_error_text(exc)}",
+                            file=str(path)) from None
 
 
 def _events(fh: BinaryIO, path: Path, fmt: str) -> Iterator[dict[str, Any]]:

@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from lab.engines.audit.flags import FlagError, ParsedFlags, parse_flags
-from lab.engines.audit.gotext import ENOENT, go_file_mode, go_quote, klog_line, path_error
+from lab.engines.audit.gotext import (
+    ENOENT,
+    go_file_mode,
+    go_quote,
+    klog_line,
+    os_error_text,
+    path_error,
+)
 from lab.engines.audit.goyaml import GoYAMLError, Lines, load_document
 from lab.engines.audit.hostpath import ContainerFS, HostChange, Mount, NodeView, setup_pod_volumes
 from lab.engines.audit.podspec import (
@@ -314,9 +321,11 @@ def _analyse(
     index = find_container(spec, CONTAINER_NAME)
     if index is not None:
         # Graders report the flags and mounts a learner wrote even when the pod never starts.
+        cpath = ("spec", "containers", index)
         container = spec["containers"][index]
-        state.flags = _written_flags(container, lines, index)
-        state.mounts = container_mounts(spec, container, lines, ("spec", "containers", index))
+        argv = command_line(container, lines, cpath)
+        state.flags = _written_flags(container, argv)
+        state.mounts = container_mounts(spec, container, lines, cpath)
     if pod_key(doc) is None:
         raise _kubelet_manifest_error(_NO_NAME, manifest, lines.of("metadata"), now)
     errs, line = validate_pod(spec, lines)
@@ -330,9 +339,7 @@ def _analyse(
             file=manifest,
             line=lines.of("spec", "containers"),
         )
-    cpath = ("spec", "containers", index)
-    container = spec["containers"][index]
-    argv = command_line(container, lines, cpath)
+    # From here on the container exists: cpath, container and argv are set above.
 
     # ---- 2. kubelet sets up the pod's volumes
     failure = setup_pod_volumes(node, spec.get("volumes") or [], state.mounts)
@@ -415,7 +422,7 @@ def _read_pod(node: NodeView, manifest: str, now: datetime | None) -> tuple[Any,
             reason=f"it is a {exc.kind}",
         ) from None
     except OSError as exc:
-        err = path_error("open", manifest, (exc.strerror or str(exc)).lower())
+        err = path_error("open", manifest, os_error_text(exc))
         raise _kubelet_manifest_error(err, manifest, None, now) from None
     if len(data) >= MAX_MANIFEST_BYTES:
         raise _kubelet_manifest_error(
@@ -435,9 +442,10 @@ def _read_pod(node: NodeView, manifest: str, now: datetime | None) -> tuple[Any,
     return doc, lines
 
 
-def _written_flags(container: dict[str, Any], lines: Lines, index: int) -> dict[str, str]:
-    """The flags as the manifest gives them, errors and all."""
-    argv = command_line(container, lines, ("spec", "containers", index))
+def _written_flags(
+    container: dict[str, Any], argv: list[tuple[str, int | None]]
+) -> dict[str, str]:
+    """The flags as the manifest gives them (``argv``: command + args), errors and all."""
     # Without command: the args follow the image's entrypoint, so all are arguments.
     return parse_flags(argv[1:] if container.get("command") else argv, strict=False).values
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab.engines.audit.gotext import go_quote, json_type
+from lab.engines.audit.gojson import find_kind_error, type_error
+from lab.engines.audit.gotext import go_quote
 from lab.engines.audit.goyaml import Lines
 from lab.engines.audit.hostpath import HOST_PATH_TYPES, Mount
 from lab.engines.audit.validation import is_dns1123_label
 from lab.nodefs import normalize_node_path
-
-
-def _type_error(value: Any, struct: str, path: str, gotype: str) -> str:
-    return (
-        f"json: cannot unmarshal {json_type(value)} "
-        f"into Go struct field {struct}.{path} of type {gotype}"
-    )
 
 
 def _json_default(value: Any) -> Any:
@@ -33,13 +27,7 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
     if doc is None:
         return "Object 'Kind' is missing in 'null'", 1
     if not isinstance(doc, dict):
-        return (
-            "couldn't get version/kind; json parse error: json: cannot unmarshal "
-            f"{json_type(doc)} "
-            'into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
-            'Kind string "json:\\"kind,omitempty\\"" }',
-            1,
-        )
+        return find_kind_error(doc), 1
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=_json_default)
     kind = doc.get("kind")
     version = doc.get("apiVersion")
@@ -69,24 +57,24 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
         return f"invalid pod: &core.{kind}{{...}}", lines.of("kind")
     meta = doc.get("metadata")
     if meta is not None and not isinstance(meta, dict):
-        return _type_error(meta, "Pod", "metadata", "v1.ObjectMeta"), lines.of("metadata")
+        return type_error(meta, "Pod", "metadata", "v1.ObjectMeta"), lines.of("metadata")
     for key in ("name", "namespace"):
         val = (meta or {}).get(key)
         if val is not None and not isinstance(val, str):
-            return _type_error(val, "ObjectMeta", f"metadata.{key}", "string"), lines.of(
+            return type_error(val, "ObjectMeta", f"metadata.{key}", "string"), lines.of(
                 "metadata", key)
     spec = doc.get("spec")
     if spec is None:
         return None, None
     if not isinstance(spec, dict):
-        return _type_error(spec, "Pod", "spec", "v1.PodSpec"), lines.of("spec")
+        return type_error(spec, "Pod", "spec", "v1.PodSpec"), lines.of("spec")
     for key, gotype in (("containers", "[]v1.Container"), ("volumes", "[]v1.Volume")):
         val = spec.get(key)
         if val is not None and not isinstance(val, list):
-            return _type_error(val, "PodSpec", f"spec.{key}", gotype), lines.of("spec", key)
+            return type_error(val, "PodSpec", f"spec.{key}", gotype), lines.of("spec", key)
     for ci, c in enumerate(spec.get("containers") or []):
         if not isinstance(c, dict):
-            return _type_error(c, "PodSpec", "spec.containers", "v1.Container"), lines.of(
+            return type_error(c, "PodSpec", "spec.containers", "v1.Container"), lines.of(
                 "spec", "containers", ci
             )
         for key in ("command", "args"):
@@ -94,27 +82,27 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
             if val is None:
                 continue
             if not isinstance(val, list):
-                return _type_error(
+                return type_error(
                     val, "Container", f"spec.containers.{key}", "[]string"
                 ), lines.of("spec", "containers", ci, key)
             for ai, arg in enumerate(val):
                 if arg is not None and not isinstance(arg, str):
-                    return _type_error(
+                    return type_error(
                         arg, "Container", f"spec.containers.{key}", "string"
                     ), lines.of("spec", "containers", ci, key, ai)
         if c.get("name") is not None and not isinstance(c.get("name"), str):
-            return _type_error(c["name"], "Container", "spec.containers.name", "string"), lines.of(
+            return type_error(c["name"], "Container", "spec.containers.name", "string"), lines.of(
                 "spec", "containers", ci, "name"
             )
         vms = c.get("volumeMounts")
         if vms is not None and not isinstance(vms, list):
-            return _type_error(
+            return type_error(
                 vms, "Container", "spec.containers.volumeMounts", "[]v1.VolumeMount"
             ), lines.of("spec", "containers", ci, "volumeMounts")
         for mi, vm in enumerate(vms or []):
             where = ("spec", "containers", ci, "volumeMounts", mi)
             if not isinstance(vm, dict):
-                return _type_error(
+                return type_error(
                     vm, "Container", "spec.containers.volumeMounts", "v1.VolumeMount"
                 ), lines.of(*where)
             for key, want, gotype in (
@@ -125,28 +113,28 @@ def decode_pod(doc: Any, lines: Lines) -> tuple[str | None, int | None]:
             ):
                 val = vm.get(key)
                 if val is not None and not isinstance(val, want):
-                    return _type_error(
+                    return type_error(
                         val, "VolumeMount", f"spec.containers.volumeMounts.{key}", gotype
                     ), lines.of(*where, key)
     for vi, v in enumerate(spec.get("volumes") or []):
         vwhere = ("spec", "volumes", vi)
         if not isinstance(v, dict):
-            return _type_error(v, "PodSpec", "spec.volumes", "v1.Volume"), lines.of(*vwhere)
+            return type_error(v, "PodSpec", "spec.volumes", "v1.Volume"), lines.of(*vwhere)
         if v.get("name") is not None and not isinstance(v["name"], str):
-            return _type_error(v["name"], "Volume", "spec.volumes.name", "string"), lines.of(
+            return type_error(v["name"], "Volume", "spec.volumes.name", "string"), lines.of(
                 *vwhere, "name"
             )
         hp = v.get("hostPath")
         if hp is None:
             continue
         if not isinstance(hp, dict):
-            return _type_error(
+            return type_error(
                 hp, "Volume", "spec.volumes.hostPath", "v1.HostPathVolumeSource"
             ), lines.of(*vwhere, "hostPath")
         for key, gotype in (("path", "string"), ("type", "v1.HostPathType")):
             val = hp.get(key)
             if val is not None and not isinstance(val, str):
-                return _type_error(
+                return type_error(
                     val, "HostPathVolumeSource", f"spec.volumes.hostPath.{key}", gotype
                 ), lines.of(*vwhere, "hostPath", key)
     return None, None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.engines.audit.gojson import DecodeError, StructDecoder, interpret
-from lab.engines.audit.gotext import go_aggregate, go_quote
+from lab.engines.audit.gotext import EISDIR, go_aggregate, go_quote, os_error_text, path_error
 from lab.engines.audit.goyaml import GoYAMLError, Located, yaml_to_json
 from lab.engines.audit.validation import validate_policy_located
 from lab.errors import LabError
@@ -261,19 +261,23 @@ def load_policy_file(path: str | PathLike[str]) -> Policy:
         raw = read_regular(Path(path), MAX_POLICY_BYTES)
     except NotRegularFile as exc:
         if exc.kind == "directory":  # os.ReadFile opens it, then read(2) fails
-            reason, op = "is a directory", "read"
+            error = path_error("read", name, EISDIR)
         else:
-            msg = (f"{name} is a {exc.kind}, not a regular file "
-                   "(kube-apiserver would block reading it; the lab refuses to)")
+            msg = refused_non_regular(name, exc.kind)
             raise PolicyError([msg], file=name, upstream=msg) from None
-        upstream = f"failed to read file path {go_quote(name)}: {op} {name}: {reason}"
-        raise PolicyError([upstream], file=name, upstream=upstream) from None
     except OSError as exc:
-        # Go's os.ReadFile error, as LoadPolicyFromFile wraps it.
-        reason = (exc.strerror or str(exc)).lower()
-        upstream = f"failed to read file path {go_quote(name)}: open {name}: {reason}"
-        raise PolicyError([upstream], file=name, upstream=upstream) from None
-    return load_policy_head(raw, name)
+        error = path_error("open", name, os_error_text(exc))
+    else:
+        return load_policy_head(raw, name)
+    # Go's os.ReadFile error, as LoadPolicyFromFile wraps it.
+    upstream = f"failed to read file path {go_quote(name)}: {error}"
+    raise PolicyError([upstream], file=name, upstream=upstream)
+
+
+def refused_non_regular(name: str, kind: str) -> str:
+    """Why the lab does not read a policy file that is a FIFO, device, ... (``kind``)."""
+    return (f"{name} is a {kind}, not a regular file "
+            "(kube-apiserver would block reading it; the lab refuses to)")
 
 
 def load_policy_head(head: bytes, source: str) -> Policy:

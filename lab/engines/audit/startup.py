@@ -24,6 +24,7 @@ from lab.engines.audit.gotext import (
     go_parse_bool,
     go_parse_int,
     go_quote,
+    os_error_text,
     path_error,
 )
 from lab.engines.audit.hostpath import ContainerFS, Mount, NodeView
@@ -34,6 +35,7 @@ from lab.engines.audit.policy import (
     PolicyError,
     apiserver_policy_error,
     load_policy_head,
+    refused_non_regular,
 )
 from lab.nodefs import NotRegularFile, normalize_node_path
 
@@ -279,13 +281,10 @@ def load_audit_policy(node: NodeView, host: str, policy_file: str) -> Policy:
                 f"{prefix}: {path_error('open', policy_file, ENXIO)}", file=host
             ) from None
         raise StartupError(
-            f"{prefix}: {policy_file} is a {exc.kind}, not a regular file "
-            "(kube-apiserver would block reading it; the lab refuses to)",
-            file=host,
+            f"{prefix}: {refused_non_regular(policy_file, exc.kind)}", file=host
         ) from None
     except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        error = path_error("open", policy_file, reason)
+        error = path_error("open", policy_file, os_error_text(exc))
         raise StartupError(f"{prefix}: {error}", file=host) from None
     try:
         return load_policy_head(data, policy_file)
