@@ -1,0 +1,1 @@
+"""Falco's condition language: parse text to an AST, compile an AST to a predicate."""
