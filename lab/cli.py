@@ -12,6 +12,7 @@ import click
 
 from lab import __version__
 from lab.cli_audit import audit
+from lab.cli_falco import falco
 from lab.clierrors import lab_errors
 from lab.errors import LabError
 from lab.fsutil import write_all_or_none
@@ -315,3 +316,4 @@ def scenario_schema() -> None:
 
 
 main.add_command(audit)
+main.add_command(falco)

@@ -507,6 +507,98 @@ def _grade_errors(tmp: Path) -> str:
     return out + shell(tmp, "grade", "audit-policy-secrets", "-w", "nope", code=2)
 
 
+# -- docs/falco-tools.md: the learner's Falco rules tools ----------------------------
+
+FALCO_DOC = ROOT / "docs/falco-tools.md"
+# The input files the doc shows; the producers write exactly these (checked below).
+FALCO_LOCAL_TYPOS = """\
+- rule: Terminal shell in container
+  output: >-
+    Shell in a container (user=%user.name pod=%k8s.pod.name ns=%k8s.ns.name
+    command=%proc.cmdline)
+  override:
+    output: replace
+
+- rule: Shadow file read in container
+  desc: Something in a container opened /etc/shadow
+  condition: open_read and container and fd.nme = /etc/shadow
+  output: Shadow file read (process=%proc.name parent=%proc.pname pod=%k8s.pod.name)
+  priority: WARNING
+  severity: high
+"""
+FALCO_LOCAL = FALCO_LOCAL_TYPOS.replace("fd.nme", "fd.name").replace("  severity: high\n", "")
+FALCO_TRACE = (
+    '{"container.id":"3ad7b26ded6d","container.image.repository":"nginx","container.name":"web",'
+    '"evt.dir":"<","evt.num":4171,"evt.rawres":0,"evt.time":1764237600000000000,'
+    '"evt.type":"execve","k8s.ns.name":"shop","k8s.pod.name":"web-7d9c5f6b8-x2xkq",'
+    '"proc.cmdline":"bash","proc.exepath":"/usr/bin/bash","proc.name":"bash","proc.pname":"runc",'
+    '"proc.tty":34816,"user.loginuid":-1,"user.name":"root"}\n'
+    '{"container.id":"3ad7b26ded6d","container.image.repository":"nginx","container.name":"web",'
+    '"evt.arg.flags":"O_RDONLY","evt.dir":"<","evt.is_open_read":true,"evt.num":4388,'
+    '"evt.rawres":3,"evt.time":1764237604500000000,"evt.type":"openat","fd.name":"/etc/shadow",'
+    '"k8s.ns.name":"shop","k8s.pod.name":"web-7d9c5f6b8-x2xkq","proc.cmdline":"cat /etc/shadow",'
+    '"proc.exepath":"/usr/bin/cat","proc.name":"cat","proc.pname":"bash","proc.tty":34816,'
+    '"user.loginuid":-1,"user.name":"root"}\n'
+)
+FALCO_RULES_ARGS = ("--rules", "falco_rules.yaml", "--rules", "falco_rules.local.yaml")
+
+
+def falco_files(tmp: Path, local: str = FALCO_LOCAL) -> None:
+    """The lab's default rules, the learner's local file and a two-event trace, in tmp."""
+    doc = FALCO_DOC.read_text()
+    # the doc shows the file with its two typos, and says how it was fixed
+    for text in (FALCO_LOCAL_TYPOS, FALCO_TRACE):
+        assert text in doc, f"docs/falco-tools.md no longer shows this file:\n{text}"
+    shutil.copy(ROOT / "lab/assets/falco/falco_rules.yaml", tmp / "falco_rules.yaml")
+    (tmp / "falco_rules.local.yaml").write_text(local)
+    (tmp / "shell.jsonl").write_text(FALCO_TRACE)
+
+
+@output("falco-validate")
+def _falco_validate(tmp: Path) -> str:
+    falco_files(tmp, FALCO_LOCAL_TYPOS)
+    out = shell(tmp, "falco", "validate", "falco_rules.yaml", "falco_rules.local.yaml", code=1)
+    (tmp / "falco_rules.local.yaml").write_text(FALCO_LOCAL)
+    return out + shell(tmp, "falco", "validate", "falco_rules.yaml", "falco_rules.local.yaml",
+                       code=0)
+
+
+@output("falco-replay")
+def _falco_replay(tmp: Path) -> str:
+    falco_files(tmp)
+    return shell(tmp, "falco", "replay", *FALCO_RULES_ARGS, "shell.jsonl", code=0)
+
+
+@output("falco-replay-all")
+def _falco_replay_all(tmp: Path) -> str:
+    falco_files(tmp)
+    return shell(tmp, "falco", "replay", *FALCO_RULES_ARGS, "shell.jsonl", "--all-matches",
+                 code=0)
+
+
+@output("falco-replay-json")
+def _falco_replay_json(tmp: Path) -> str:
+    """`... --json | head -1 | jq .`: the first alert, as jq prints it."""
+    falco_files(tmp)
+    r = cli(tmp, "falco", "replay", *FALCO_RULES_ARGS, "shell.jsonl", "--json", code=0)
+    first = json.loads(r.stdout.splitlines()[0])
+    return json.dumps(first, indent=2, ensure_ascii=False) + "\n"
+
+
+@output("falco-replay-errors")
+def _falco_replay_errors(tmp: Path) -> str:
+    falco_files(tmp, FALCO_LOCAL_TYPOS)
+    out = shell(tmp, "falco", "replay", *FALCO_RULES_ARGS, "shell.jsonl", code=2)
+    (tmp / "falco_rules.local.yaml").write_text(FALCO_LOCAL)
+    (tmp / "shell.jsonl").write_text(FALCO_TRACE + '{"evt.type": "execve", proc.name: "sh"}\n')
+    return out + shell(tmp, "falco", "replay", *FALCO_RULES_ARGS, "shell.jsonl", code=2)
+
+
+@output("falco-fields")
+def _falco_fields(tmp: Path) -> str:
+    return shell(tmp, "falco", "fields", code=0)
+
+
 # -- the test ------------------------------------------------------------------------
 
 
