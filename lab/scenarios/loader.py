@@ -11,11 +11,22 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.scenarios.model import NodeFile, Scenario
+from lab.scenarios.traces import parse_trace
 from lab.schema import SchemaError, format_loc, load
 from lab.yamlsafe import Document, load_file, parse_all, read_bytes
 
 SCENARIO_FILE = "scenario.yaml"
 MAX_SOURCE_BYTES = 1024 * 1024
+# Files the lab ships for scenarios to use (`asset:` in a node file).
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+
+
+def asset_path(name: str, source: str | None = None, item: str | None = None) -> Path:
+    """A lab asset by name (falco/falco_rules.yaml); a LabError if it does not exist."""
+    path = inside(ASSETS_DIR, name, source or str(ASSETS_DIR), item)
+    if not path.is_file():
+        raise LabError(f"the lab has no asset {name!r}", file=source, item=item)
+    return path
 
 
 class ScenarioError(LabError):
@@ -50,7 +61,11 @@ class LoadedScenario:
         return read_bytes(self.file(rel), MAX_SOURCE_BYTES)
 
     def node_file_bytes(self, f: NodeFile) -> bytes:
-        return f.content.encode() if f.content is not None else self.read(f.source or "")
+        if f.content is not None:
+            return f.content.encode()
+        if f.asset is not None:
+            return read_bytes(asset_path(f.asset), MAX_SOURCE_BYTES)
+        return self.read(f.source or "")
 
 
 def inside(root: Path, rel: str, source: str, item: str | None = None) -> Path:
@@ -87,16 +102,36 @@ def _check_sources(sc: LoadedScenario, doc: Document) -> list[LabError]:
         except LabError as e:
             errors.append(LabError(e.message, file=src, line=doc.line_of(path), item=item))
 
+    def need_asset(name: str, path: tuple[str | int, ...]) -> None:
+        item = format_loc(path)
+        try:
+            asset_path(name, src, item)
+        except LabError as e:
+            errors.append(LabError(e.message, file=src, line=doc.line_of(path), item=item))
+
     m = sc.model
     for i, rel in enumerate(m.setup.manifests):
         need(rel, ("setup", "manifests", i))
     for i, f in enumerate(m.setup.files):
         if f.source:
             need(f.source, ("setup", "files", i, "source"))
+        if f.asset:
+            need_asset(f.asset, ("setup", "files", i, "asset"))
     for t_i, t in enumerate(m.tasks):
         for f_i, f in enumerate(t.solution.files):
             if f.source:
                 need(f.source, ("tasks", t_i, "solution", "files", f_i, "source"))
+            if f.asset:
+                need_asset(f.asset, ("tasks", t_i, "solution", "files", f_i, "asset"))
+    for i, step in enumerate(m.attack):
+        if step.trace:
+            n = len(errors)
+            need(step.trace, ("attack", i, "trace"))
+            if len(errors) == n:
+                try:
+                    parse_trace(sc.read(step.trace), str(sc.file(step.trace)))
+                except LabError as e:
+                    errors.append(e)
     return errors
 
 

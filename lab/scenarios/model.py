@@ -7,10 +7,12 @@ reported with its place instead of being silently ignored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import field
 from typing import Annotated, Any, Literal
 
+from lab.scenarios.effects import capability_name, command_words, split_host_port
 from lab.schema import Loc, Meta, record
 
 ID_RE = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -68,14 +70,22 @@ def octal_mode(value: int | str) -> int | None:
     return value if 0 <= value <= 0o777 else None
 
 
+ASSET_RE = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
+
+
 @record
 class NodeFile:
-    """A file placed on a node: from `source` (relative to the scenario folder) or `content`."""
+    """A file placed on a node: from `source` (relative to the scenario folder),
+    `content`, or `asset` (a file the lab ships, such as its default Falco rules)."""
 
     node: str
     path: Annotated[str, Meta(doc="absolute path on the node")]
     source: str | None = None
     content: str | None = None
+    asset: Annotated[
+        str | None,
+        Meta(doc="a file the lab ships (lab/assets/), e.g. falco/falco_rules.yaml"),
+    ] = None
     mode: Mode = 0o644
 
     @property
@@ -88,12 +98,55 @@ class NodeFile:
             yield ("path",), "must be an absolute path on the node"
         elif ".." in self.path.split("/"):
             yield ("path",), "must not contain '..'"
-        if (self.source is None) == (self.content is None):
-            yield (), "give exactly one of source or content"
+        given = [x for x in (self.source, self.content, self.asset) if x is not None]
+        if len(given) != 1:
+            yield (), "give exactly one of source, content or asset"
+        if self.asset is not None and (
+            not re.fullmatch(ASSET_RE, self.asset) or ".." in self.asset.split("/")
+        ):
+            yield ("asset",), f"{self.asset!r} is not an asset name such as falco/falco_rules.yaml"
         if octal_mode(self.mode) is None:
             yield ("mode",), (
                 f"{self.mode!r} is not an octal permission mode (0000-0777); write 0600 or '0600'"
             )
+
+
+@record
+class Container:
+    """A container of a pod: what Falco's container.* and proc.* fields show."""
+
+    name: str
+    image: Annotated[
+        str, Meta(doc="image reference, e.g. nginx:1.27 or docker.io/library/nginx:1.27")
+    ]
+    command: Annotated[
+        list[str], Meta(min_items=1, doc="the main process (PID 1 in the container)")
+    ] = field(default_factory=lambda: ["sleep", "infinity"])
+    run_as_user: Annotated[int, Meta(ge=0, doc="uid of its processes")] = 0
+    privileged: bool = False
+
+
+@record
+class Pod:
+    """A pod the setup's manifests create, as the sim backend needs to know it."""
+
+    name: str
+    namespace: str = "default"
+    node: Annotated[str, Meta(doc="the node it runs on (whose Falco sees its events)")]
+    labels: dict[str, str] = field(default_factory=dict)
+    containers: Annotated[list[Container], Meta(min_items=1)]
+
+    def container(self, name: str | None) -> Container | None:
+        """The named container; without a name, the first (kubectl's default)."""
+        if name is None:
+            return self.containers[0]
+        return next((c for c in self.containers if c.name == name), None)
+
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
+        names = [c.name for c in self.containers]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                yield ("containers", i, "name"), f"container {name!r} is defined twice"
 
 
 @record
@@ -102,6 +155,12 @@ class Setup:
         default_factory=list
     )
     files: list[NodeFile] = field(default_factory=list)
+    pods: Annotated[
+        list[Pod], Meta(doc="the pods the manifests create: node, labels, containers")
+    ] = field(default_factory=list)
+
+    def pod(self, namespace: str, name: str) -> Pod | None:
+        return next((p for p in self.pods if (p.namespace, p.name) == (namespace, name)), None)
 
 
 # --- attack ----------------------------------------------------------------
@@ -111,11 +170,35 @@ class Setup:
 class Effects:
     """What a step does on a node, for the engines that replay it."""
 
-    processes: Annotated[list[str], Meta(doc="command lines started")] = field(default_factory=list)
-    reads: list[str] = field(default_factory=list)
-    writes: list[str] = field(default_factory=list)
-    connects: Annotated[list[str], Meta(doc="host:port")] = field(default_factory=list)
-    capabilities: list[str] = field(default_factory=list)
+    processes: Annotated[
+        list[str],
+        Meta(doc="command lines started, in order; a later one is a child of the latest shell"),
+    ] = field(default_factory=list)
+    reads: Annotated[list[str], Meta(doc="absolute paths opened for reading")] = field(
+        default_factory=list
+    )
+    writes: Annotated[list[str], Meta(doc="absolute paths opened for writing")] = field(
+        default_factory=list
+    )
+    connects: Annotated[list[str], Meta(doc="host:port (TCP)")] = field(default_factory=list)
+    capabilities: Annotated[list[str], Meta(doc="Linux capabilities used, e.g. SYS_ADMIN")] = (
+        field(default_factory=list)
+    )
+
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
+        for key, paths in (("reads", self.reads), ("writes", self.writes)):
+            for i, path in enumerate(paths):
+                if not path.startswith("/"):
+                    yield (key, i), "must be an absolute path"
+        for i, cmd in enumerate(self.processes):
+            if not command_words(cmd):
+                yield ("processes", i), "must be a command line (a program and its arguments)"
+        for i, target in enumerate(self.connects):
+            if split_host_port(target) is None:
+                yield ("connects", i), f"{target!r} is not host:port (port 1-65535)"
+        for i, cap in enumerate(self.capabilities):
+            if capability_name(cap) is None:
+                yield ("capabilities", i), f"{cap!r} is not a Linux capability (e.g. SYS_ADMIN)"
 
 
 @record
@@ -158,10 +241,22 @@ class ExecStep:
     pod: str
     container: str | None = None
     command: Annotated[list[str], Meta(min_items=1)]
+    tty: Annotated[
+        bool, Meta(doc="kubectl exec -it: stdin and a terminal (Falco's proc.tty is not 0)")
+    ] = False
     user: str = "kubernetes-admin"
     groups: list[str] = field(
         default_factory=lambda: ["kubeadm:cluster-admins", "system:authenticated"]
     )
+
+
+@record
+class WorkloadStep:
+    """What a pod's own main process does (no kubectl involved)."""
+
+    namespace: str = "default"
+    pod: str
+    container: str | None = None
 
 
 @record
@@ -170,11 +265,24 @@ class AttackStep:
     description: str
     api: ApiRequest | None = None
     exec: ExecStep | None = None
+    workload: WorkloadStep | None = None
     effects: Effects = field(default_factory=Effects)
+    trace: Annotated[
+        str | None,
+        Meta(doc="recorded Falco events (JSON lines) in the scenario folder, replayed as they are"),
+    ] = None
 
     def _problems(self) -> Iterable[tuple[Loc, str]]:
-        if (self.api is None) == (self.exec is None):
-            yield (), "a step is exactly one of api or exec"
+        if sum(x is not None for x in (self.api, self.exec, self.workload)) != 1:
+            yield (), "a step is exactly one of api or exec or workload"
+        elif self.trace is not None and self.api is not None:
+            yield ("trace",), "a trace needs the pod it happens in: use it with exec or workload"
+
+    @property
+    def in_pod(self) -> tuple[str, str, str | None] | None:
+        """(namespace, pod, container) of an exec or workload step."""
+        where = self.exec or self.workload
+        return (where.namespace, where.pod, where.container) if where else None
 
 
 # --- tasks and checks ---------------------------------------------------
@@ -233,6 +341,7 @@ class Scenario:
         for i, f in enumerate(self.setup.files):
             if f.node not in nodes:
                 yield ("setup", "files", i, "node"), f"no node named {f.node!r}"
+        yield from self._pod_problems(nodes)
         for i, s in enumerate(self.attack):
             if s.id in [x.id for x in self.attack[:i]]:
                 yield ("attack", i, "id"), f"step id {s.id!r} is used twice"
@@ -242,6 +351,39 @@ class Scenario:
             for j, f in enumerate(t.solution.files):
                 if f.node not in nodes:
                     yield ("tasks", i, "solution", "files", j, "node"), f"no node named {f.node!r}"
+
+    def _pod_problems(self, nodes: set[str]) -> Iterable[tuple[Loc, str]]:
+        pods = self.setup.pods
+        for i, p in enumerate(pods):
+            if p.node not in nodes:
+                yield ("setup", "pods", i, "node"), f"no node named {p.node!r}"
+            if (p.namespace, p.name) in [(x.namespace, x.name) for x in pods[:i]]:
+                yield ("setup", "pods", i, "name"), f"pod {p.namespace}/{p.name} is defined twice"
+        # Exec steps of audit-only scenarios need no pod facts; Falco's events do.
+        strict = bool(pods) or self.needs_falco
+        for i, s in enumerate(self.attack):
+            if s.in_pod is None or (s.exec is not None and not strict):
+                continue
+            ns, name, container = s.in_pod
+            kind = "exec" if s.exec is not None else "workload"
+            pod = self.setup.pod(ns, name)
+            if pod is None:
+                yield ("attack", i, kind, "pod"), f"no pod {ns}/{name} in setup.pods"
+            elif pod.container(container) is None:
+                known = ", ".join(c.name for c in pod.containers)
+                yield (
+                    ("attack", i, kind, "container"),
+                    f"pod {ns}/{name} has no container {container!r} (containers: {known})",
+                )
+
+    @property
+    def needs_falco(self) -> bool:
+        """Whether the attack is replayed through Falco: a falco_* check, or Falco's
+        configuration on a node."""
+        checks = (c.type for t in self.tasks for c in t.checks)
+        return any(t.startswith("falco_") for t in checks) or any(
+            f.path.startswith("/etc/falco/") for f in self.setup.files
+        )
 
     def step(self, step_id: str) -> AttackStep | None:
         return next((s for s in self.attack if s.id == step_id), None)

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from lab.backends.base import Progress, no_progress
 from lab.backends.sim.audit import replay_audit
+from lab.backends.sim.falco import run_falco
+from lab.backends.sim.node_files import SimNodeFiles
 from lab.evidence import Evidence
 from lab.scenarios.loader import LoadedScenario
 from lab.scenarios.requests import api_call
@@ -27,14 +29,29 @@ class SimBackend:
         self, sc: LoadedScenario, ws: Workspace, progress: Progress = no_progress
     ) -> Evidence:
         run_id = secrets.token_hex(4)
-        calls = [c for c in (api_call(s) for s in sc.model.attack) if c is not None]
-        progress("restarting the control plane from its manifest")
-        audit = replay_audit(
-            ws.node_root(sc.model.control_plane),
-            calls,
-            run_id,
-            ws.lab_dir / "logs" / "kube-apiserver.log",
-            self._now,
-        )
-        progress(f"replayed {len(calls)} API request(s)")
-        return Evidence(run_id=run_id, backend=self.name, audit=audit)
+        evidence = Evidence(run_id=run_id, backend=self.name, files=SimNodeFiles(ws))
+        if _needs_audit(sc):
+            calls = [c for c in (api_call(s) for s in sc.model.attack) if c is not None]
+            progress("restarting the control plane from its manifest")
+            evidence.audit = replay_audit(
+                ws.node_root(sc.model.control_plane),
+                calls,
+                run_id,
+                ws.lab_dir / "logs" / "kube-apiserver.log",
+                self._now,
+            )
+            progress(f"replayed {len(calls)} API request(s)")
+        if sc.model.needs_falco:
+            progress("starting Falco on the nodes")
+            evidence.falco = run_falco(ws, sc, run_id, self._now)
+            seen = sum(len(v) for v in evidence.falco.events.values())
+            progress(f"replayed {seen} event(s) through Falco")
+        return evidence
+
+
+def _needs_audit(sc: LoadedScenario) -> bool:
+    """Audit evidence for scenarios that grade the apiserver (all but Falco-only ones)."""
+    checks = [c.type for t in sc.model.tasks for c in t.checks]
+    if not sc.model.needs_falco:
+        return True
+    return any(t.startswith(("audit_", "apiserver_")) for t in checks)

@@ -1,0 +1,171 @@
+"""The rules files a node's Falco loads, in falco.yaml's order, through the Falco engine.
+
+As Falco 0.44 does: an entry that does not exist is skipped; a folder contributes
+its regular files in name order; only *.yaml and *.yml files are loaded; loading
+stops at the first invalid file, and Falco then exits.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.backends.sim.falco_config import FalcoConfig
+from lab.engines.falco.engine import PRIORITIES, Ruleset, load_rules
+from lab.errors import LabError
+from lab.evidence import FalcoMessage, FalcoRule, FalcoRulesFile
+from lab.nodefs import NodePathError, read_regular, resolve_in_node
+
+RULES_LIMIT = 8 * 1024 * 1024  # the official ruleset is ~150 KB
+NO_RULES = (
+    "You must specify at least one rules file/directory via -r or a rules_files entry in "
+    "falco.yaml"
+)
+
+
+@dataclass
+class RulesetFacts:
+    """What loading the rules gave: per-file status, the ruleset Falco runs, and facts."""
+
+    files: list[FalcoRulesFile] = field(default_factory=list)
+    ruleset: Ruleset | None = None
+    # The same rules without falco.yaml's filters (priority: debug, rule_matching: all),
+    # to tell which alerts those filters dropped.
+    unfiltered: Ruleset | None = None
+    rules: list[FalcoRule] = field(default_factory=list)
+    min_priority: str = "Debug"
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None  # why Falco exits at start-up
+    error_lines: list[str] = field(default_factory=list)  # what it prints then
+
+    def below_minimum(self, priority: str) -> bool:
+        """Whether falco.yaml's `priority` drops a rule of this priority."""
+        rank = {p.lower(): i for i, p in enumerate(PRIORITIES)}
+        return rank.get(priority.lower(), 0) > rank.get(self.min_priority.lower(), 99)
+
+
+def _is_yaml(path: str) -> bool:
+    return fnmatch.fnmatchcase(path, "*.yaml") or fnmatch.fnmatchcase(path, "*.yml")
+
+
+def rules_file_paths(root: Path, entries: list[str]) -> tuple[list[str], list[str]]:
+    """The node paths of the files Falco loads for falco.yaml's entries, and notes."""
+    paths: list[str] = []
+    notes: list[str] = []
+    for entry in entries:
+        node_path = entry if entry.startswith("/") else "/" + entry
+        try:
+            real = resolve_in_node(root, node_path)
+        except NodePathError:
+            real = None
+        if real is None or not real.exists():
+            notes.append(f"rules file {entry} (in falco.yaml) does not exist: Falco skips it")
+            continue
+        if real.is_dir():
+            names = sorted(
+                f"{node_path.rstrip('/')}/{e.name}"
+                for e in os.scandir(real)
+                if _regular(root, f"{node_path.rstrip('/')}/{e.name}")
+            )
+            paths += [p for p in names if _is_yaml(p)]
+            skipped = [p for p in names if not _is_yaml(p)]
+        else:
+            paths += [node_path] if _is_yaml(node_path) else []
+            skipped = [] if _is_yaml(node_path) else [node_path]
+        notes += [f"{p} is not a .yaml or .yml file: Falco does not load it" for p in skipped]
+    return paths, notes
+
+
+def _regular(root: Path, node_path: str) -> bool:
+    try:
+        return resolve_in_node(root, node_path).is_file()
+    except NodePathError:
+        return False
+
+
+def _read(root: Path, node_path: str) -> str:
+    try:
+        raw = read_regular(resolve_in_node(root, node_path), RULES_LIMIT)
+    except (OSError, LabError) as e:
+        why = e.message if isinstance(e, LabError) else (e.strerror or str(e))
+        raise LabError(f"Could not open file {node_path} for reading: {why}") from None
+    if len(raw) > RULES_LIMIT:
+        raise LabError(f"Could not read file {node_path}: it is larger than {RULES_LIMIT} bytes")
+    return raw.decode("utf-8", errors="replace")
+
+
+def _message(p: Any) -> FalcoMessage:
+    return FalcoMessage(
+        severity=str(p.severity),
+        message=str(p.message),
+        file=p.file,
+        line=p.line,
+        item=p.item,
+        code=p.code,
+    )
+
+
+def rule_facts(ruleset: Ruleset) -> list[FalcoRule]:
+    """Every loaded rule, enabled or not, in load order (as `falco -L` lists them)."""
+    rules = getattr(ruleset, "rules", None)
+    if rules is None:  # only the contract's names: no priority or state to tell
+        return [FalcoRule(name, "") for name in ruleset.rule_names]
+    out = []
+    for r in rules:
+        priority = r.priority
+        out.append(
+            FalcoRule(
+                name=str(r.name),
+                priority=PRIORITIES[priority] if isinstance(priority, int) else str(priority),
+                enabled=bool(r.enabled),
+                output=str(getattr(r, "output", "")),
+                file=getattr(r, "file", None),
+                tags=tuple(getattr(r, "tags", ())),
+            )
+        )
+    return out
+
+
+def load_node_rules(root: Path, cfg: FalcoConfig) -> RulesetFacts:
+    facts = RulesetFacts(min_priority=cfg.priority)
+    paths, facts.notes = rules_file_paths(root, cfg.rules_files)
+    if not paths:
+        facts.error, facts.error_lines = NO_RULES, [NO_RULES]
+        return facts
+    try:
+        sources = [(p, _read(root, p)) for p in paths]
+    except LabError as e:
+        facts.files = [FalcoRulesFile(p, "Not loaded") for p in paths]
+        facts.error, facts.error_lines = e.message, [e.message]
+        return facts
+    result = load_rules(
+        sources, min_priority=cfg.priority.lower(), rule_matching=cfg.rule_matching
+    )
+    failed: str | None = None
+    for report in result.reports:
+        if failed is not None:  # Falco stops at the first invalid file
+            facts.files.append(FalcoRulesFile(report.name, "Not loaded"))
+            continue
+        messages = [_message(p) for p in report.problems]
+        facts.files.append(FalcoRulesFile(report.name, report.status, messages))
+        if report.status == "Invalid":
+            failed = report.name
+            errors = [m for m in messages if m.severity == "error"]
+            first = f": {errors[0]}" if errors else ""
+            more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+            facts.error = f"{report.name}: Invalid{first}{more}"
+            # Falco's summary, "1 Errors:" included.
+            count = f"{len(errors)} Errors:"
+            facts.error_lines = [f"{report.name}: Invalid", count, *(str(m) for m in errors)]
+    if result.ruleset is None:
+        facts.error = facts.error or "the rules files did not load"
+        return facts
+    facts.ruleset = result.ruleset
+    if cfg.priority != "Debug" or cfg.rule_matching != "all":
+        facts.unfiltered = load_rules(sources, min_priority="debug", rule_matching="all").ruleset
+    # Rules below the minimum priority are in the unfiltered ruleset only.
+    facts.rules = rule_facts(facts.unfiltered or result.ruleset)
+    return facts
