@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from lab import __version__
+from lab.cli_apparmor import apparmor
 from lab.cli_audit import audit
 from lab.cli_falco import falco
 from lab.clierrors import lab_errors
@@ -317,3 +318,4 @@ def scenario_schema() -> None:
 
 main.add_command(audit)
 main.add_command(falco)
+main.add_command(apparmor)

@@ -599,6 +599,131 @@ def _falco_fields(tmp: Path) -> str:
     return shell(tmp, "falco", "fields", code=0)
 
 
+# -- docs/apparmor-tools.md: the learner's AppArmor profile tools ----------------------
+
+APPARMOR_DOC = ROOT / "docs/apparmor-tools.md"
+# The profiles the doc shows; the producers write exactly these (checked below).
+DENY_WRITE_TYPO = """\
+#include <tunables/global>
+
+profile k8s-apparmor-example-deny-write flags=(attach_disconnected) {
+  #include <abstractions/base>
+
+  file,
+
+  # Deny all file writes.
+  deny /** w
+}
+"""
+DENY_WRITE = DENY_WRITE_TYPO.replace("deny /** w\n", "deny /** w,\n")
+NGINX_PROFILES = """\
+#include <tunables/global>
+
+profile nginx-web flags=(attach_disconnected) {
+  #include <abstractions/base>
+
+  capability net_bind_service,
+  capability setuid setgid,
+  network inet tcp,
+
+  /usr/sbin/nginx mr,
+  /etc/nginx/** r,
+  /usr/share/nginx/html/** r,
+  /var/cache/nginx/** rw,
+  /run/nginx.pid rw,
+  deny /bin/** x,
+  deny /usr/bin/** x,
+}
+
+profile nginx-learning flags=(complain) {
+  #include <abstractions/base>
+  /etc/nginx/** r,
+}
+"""
+
+
+def apparmor_files(tmp: Path, deny_write: str = DENY_WRITE) -> None:
+    doc = APPARMOR_DOC.read_text()
+    for text in (DENY_WRITE_TYPO, NGINX_PROFILES):
+        assert text in doc, f"docs/apparmor-tools.md no longer shows this profile:\n{text}"
+    (tmp / "k8s-apparmor-example-deny-write").write_text(deny_write)
+    (tmp / "nginx").write_text(NGINX_PROFILES)
+
+
+def accesses(*texts: str) -> list[str]:
+    """`--access "r /etc/shadow" ...`, quoted as the doc shows them."""
+    return [f'--access "{t}"' for t in texts]
+
+
+def aa_shell(tmp: Path, *args: str, code: int) -> str:
+    """`$ cks-lab apparmor ...` with --access values quoted, and what it prints."""
+    shown = " ".join(args)
+    argv: list[str] = []
+    for a in args:
+        if a.startswith('--access "'):
+            argv += ["--access", a[len('--access "'):-1]]
+        else:
+            argv.append(a)
+    return f"$ cks-lab apparmor {shown}\n" + cli(tmp, "apparmor", *argv, code=code).output
+
+
+@output("apparmor-validate")
+def _apparmor_validate(tmp: Path) -> str:
+    apparmor_files(tmp, DENY_WRITE_TYPO)
+    name = "k8s-apparmor-example-deny-write"
+    out = aa_shell(tmp, "validate", "--builtin", name, code=1)
+    (tmp / name).write_text(DENY_WRITE)
+    return out + aa_shell(tmp, "validate", "--builtin", name, code=0)
+
+
+@output("apparmor-validate-no-parser")
+def _apparmor_validate_no_parser(tmp: Path) -> str:
+    """On a machine without apparmor_parser."""
+    from unittest import mock
+
+    apparmor_files(tmp)
+    with mock.patch("lab.engines.apparmor.compiler.find_apparmor_parser", return_value=None):
+        return aa_shell(tmp, "validate", "k8s-apparmor-example-deny-write", code=0)
+
+
+@output("apparmor-eval")
+def _apparmor_eval(tmp: Path) -> str:
+    apparmor_files(tmp)
+    return aa_shell(tmp, "eval", "k8s-apparmor-example-deny-write", *accesses(
+        "r /etc/shadow", "w /etc/passwd", "a /var/log/app.log", "x /bin/sh",
+        "capability sys_admin", "network inet raw"), code=0)
+
+
+@output("apparmor-eval-profiles")
+def _apparmor_eval_profiles(tmp: Path) -> str:
+    apparmor_files(tmp)
+    web = aa_shell(tmp, "eval", "nginx", "--profile-name", "nginx-web", *accesses(
+        "r /etc/nginx/nginx.conf", "w /var/cache/nginx/client_temp/1",
+        "w /usr/share/nginx/html/index.html", "x /bin/sh", "r /etc/ld.so.cache",
+        "capability net_bind_service"), code=0)
+    return web + aa_shell(tmp, "eval", "nginx", "--profile-name", "nginx-learning", *accesses(
+        "w /etc/passwd", "r /etc/nginx/nginx.conf"), code=0)
+
+
+@output("apparmor-eval-json")
+def _apparmor_eval_json(tmp: Path) -> str:
+    apparmor_files(tmp)
+    return aa_shell(tmp, "eval", "k8s-apparmor-example-deny-write", "--json",
+                    *accesses("w /tmp/x", "x /bin/sh"), code=0)
+
+
+@output("apparmor-eval-errors")
+def _apparmor_eval_errors(tmp: Path) -> str:
+    apparmor_files(tmp)
+    return (
+        aa_shell(tmp, "eval", "nginx", *accesses("x /bin/sh"), code=2)
+        + aa_shell(tmp, "eval", "nginx", "--profile-name", "nginx", *accesses("x /bin/sh"),
+                   code=2)
+        + aa_shell(tmp, "eval", "nginx", "--profile-name", "nginx-web",
+                   *accesses("x /bin/sh", "w etc/passwd"), code=2)
+    )
+
+
 # -- the test ------------------------------------------------------------------------
 
 

@@ -144,3 +144,18 @@ def test_validate_uses_the_real_compiler(tmp_path: Path) -> None:
     v = validate_profile(path, [BUNDLED_DIR])
     assert (v.ok, v.compiler, v.note) == (False, "apparmor_parser", None)
     assert "conflicting x modifiers" in v.errors[0].message
+
+
+def test_parser_name_prefix_is_dropped_even_as_a_path() -> None:
+    errors, _ = parse_stderr("/usr/sbin/apparmor_parser: Regex grouping error: x\n", "/w/p.sd")
+    assert [e.message for e in errors] == ["Regex grouping error: x"]
+
+
+@needs_real
+def test_real_compiler_survives_non_utf8_profiles(tmp_path: Path) -> None:
+    # apparmor_parser quotes the offending bytes back; a Latin-1 byte must not crash us.
+    path = tmp_path / "p.sd"
+    path.write_bytes(b"profile t {\n  /caf\xe9 rz,\n}\n")
+    result = compile_real(path)
+    assert result is not None and not result.ok
+    assert result.errors

@@ -77,7 +77,9 @@ def parse_stderr(stderr: str, path: str) -> tuple[list[ProfileError], list[str]]
         elif line.lower().startswith("warning"):
             warnings.append(line)
         else:
-            errors.append(ProfileError(line.removeprefix("apparmor_parser: "), file=path))
+            # It prefixes some messages with its own name, sometimes as a full path.
+            msg = re.sub(r"^(?:\S*/)?apparmor_parser: ", "", line)
+            errors.append(ProfileError(msg, file=path))
     return errors, warnings
 
 
@@ -104,8 +106,9 @@ def compile_real(path: Path | str, include_dirs: Sequence[Path | str] = (), *,
     cmd.append(str(path))
     env = dict(os.environ, LANG="C", LC_ALL="C")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
-                              check=False)
+        # errors="replace": the parser quotes the profile's bytes, which need not be UTF-8.
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired:
         err = ProfileError(f"apparmor_parser did not finish within {timeout:g}s", file=str(path))
         return CompileResult(False, None, (err,), (), tuple(cmd))
