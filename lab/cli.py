@@ -14,6 +14,7 @@ from lab import __version__
 from lab.cli_apparmor import apparmor
 from lab.cli_audit import audit
 from lab.cli_falco import falco
+from lab.cli_node import node
 from lab.clierrors import lab_errors
 from lab.errors import LabError
 from lab.fsutil import write_all_or_none
@@ -319,3 +320,4 @@ def scenario_schema() -> None:
 main.add_command(audit)
 main.add_command(falco)
 main.add_command(apparmor)
+main.add_command(node)

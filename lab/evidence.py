@@ -114,6 +114,22 @@ class FalcoSuppressed:
 
 
 @dataclass
+class FalcoUpgrade:
+    """A package_upgrade attack step: the files it put back and Falco after its restart.
+
+    The sim fills it from the setup files; a real backend by upgrading the package,
+    comparing the files before and after, and putting the learner's back afterwards.
+    """
+
+    step: str  # the upgrade's step id
+    node: str
+    package: str
+    restored: list[str]  # node paths it put back as the package ships them
+    changed: list[str]  # those of them the learner had changed: their change is lost
+    falco: FalcoNode  # Falco restarted after the upgrade: it sees the later steps
+
+
+@dataclass
 class FalcoEvidence:
     nodes: dict[str, FalcoNode] = field(default_factory=dict)  # node -> its Falco
     step_nodes: dict[str, str] = field(default_factory=dict)  # step id -> node that saw it
@@ -121,10 +137,123 @@ class FalcoEvidence:
     # Optional facts a backend may not have (the kind backend only sees alerts):
     suppressed: dict[str, list[FalcoSuppressed]] = field(default_factory=dict)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # step id -> events
+    upgrades: dict[str, FalcoUpgrade] = field(default_factory=dict)  # upgrade step id -> it
+    # step id -> the latest earlier upgrade on its node, whose restarted Falco saw it
+    after_upgrade: dict[str, str] = field(default_factory=dict)
+
+    def upgrade_before(self, step: str) -> FalcoUpgrade | None:
+        return self.upgrades.get(self.after_upgrade.get(step, ""))
 
     def node_of(self, step: str) -> FalcoNode | None:
+        """The Falco that saw the step: the node's, or the one restarted by an upgrade."""
+        upgrade = self.upgrade_before(step)
+        if upgrade is not None:
+            return upgrade.falco
         node = self.step_nodes.get(step)
         return self.nodes.get(node) if node else None
+
+
+# --- AppArmor ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppArmorProfileState:
+    """A profile loaded in a node's kernel (what aa-status lists)."""
+
+    name: str
+    mode: str  # enforce | complain | kill | unconfined
+    file: str | None = None  # the file it was loaded from, when known
+    stale: bool = False  # the file changed since it was loaded: the kernel still has the old one
+
+
+@dataclass
+class AppArmorNode:
+    node: str
+    enabled: bool = True  # the kernel has AppArmor
+    loaded: list[AppArmorProfileState] = field(default_factory=list)
+    # profiles the files in /etc/apparmor.d define, loaded or not: name -> file
+    defined: dict[str, str] = field(default_factory=dict)
+
+    def profile(self, name: str) -> AppArmorProfileState | None:
+        return next((p for p in self.loaded if p.name == name), None)
+
+
+@dataclass
+class AppArmorContainer:
+    """A container of a pod after its manifest was applied: running (and under which
+    profile), or why not."""
+
+    namespace: str
+    pod: str
+    container: str
+    node: str | None = None  # where it runs; None when it was never scheduled
+    # running | waiting (CreateContainerError) | rejected (kubelet admission) |
+    # invalid (the API server refused the object) | pending (not scheduled) | missing
+    state: str = "running"
+    reason: str = ""  # CreateContainerError, AppArmor, Invalid, ...
+    message: str = ""  # the words kubectl describe / kubectl apply show
+    profile: str | None = None  # the AppArmor label it runs under; None: unconfined
+    mode: str = "unconfined"  # enforce | complain | kill | unconfined
+    requested: str = ""  # what its spec asks for, in words, with the field that says it
+    localhost: str | None = None  # the localhostProfile it asks for, if any
+    manifest: str | None = None  # where the spec came from ("controlplane:/root/pod.yaml")
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class AppArmorRule:
+    """A rule that took part in a decision (the sim knows them; the kind backend does not)."""
+
+    line: int
+    text: str
+    role: str  # "allows read", "denies write"
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class AppArmorAccess:
+    """One access a step made, and whether AppArmor let it happen."""
+
+    access: str  # as the kernel sees it: "r /etc/shadow", "x /usr/bin/dash", "network inet raw"
+    outcome: str  # "ALLOWED" | "DENIED" | "COMPLAIN" (allowed, and logged: complain mode)
+    by: str = ""  # the process that made it
+    aliases: tuple[str, ...] = ()  # the same access as the step wrote it ("x /bin/sh")
+    profile: str | None = None  # the profile that decided; None: unconfined
+    rules: tuple[AppArmorRule, ...] = ()
+    reason: str = ""  # why, in words
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome != "DENIED"
+
+
+@dataclass
+class AppArmorStep:
+    """What an exec or workload step tried, in its container."""
+
+    step: str
+    namespace: str
+    pod: str
+    container: str
+    ran: bool = True  # False: the container is not running, so nothing was tried
+    accesses: list[AppArmorAccess] = field(default_factory=list)
+
+
+@dataclass
+class AppArmorEvidence:
+    nodes: dict[str, AppArmorNode] = field(default_factory=dict)
+    containers: list[AppArmorContainer] = field(default_factory=list)
+    steps: dict[str, AppArmorStep] = field(default_factory=dict)
+
+    def container(self, namespace: str, pod: str, name: str | None) -> AppArmorContainer | None:
+        """A pod's container; without a name, its first."""
+        mine = [c for c in self.containers if (c.namespace, c.pod) == (namespace, pod)]
+        if name is None:
+            return mine[0] if mine else None
+        return next((c for c in mine if c.container == name), None)
 
 
 # --- files the learner writes (answers) -----------------------------------------
@@ -150,3 +279,4 @@ class Evidence:
     audit: AuditEvidence | None = None
     falco: FalcoEvidence | None = None
     files: NodeFiles | None = None
+    apparmor: AppArmorEvidence | None = None

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.backends.base import Backend, Progress, no_progress
 from lab.backends.sim import SimBackend
@@ -23,6 +24,7 @@ from lab.grading.validate import validate_checks
 from lab.paths import data_dir
 from lab.safecopy import SUBMISSION, copy_tree
 from lab.scenarios.catalog import Catalog
+from lab.scenarios.effects import command_words
 from lab.scenarios.loader import SCENARIO_FILE, LoadedScenario, ScenarioError, load_scenario
 from lab.scenarios.model import Hint, Task
 from lab.workspace import (
@@ -33,6 +35,9 @@ from lab.workspace import (
     now_iso,
     open_workspace,
 )
+
+if TYPE_CHECKING:
+    from lab.backends.sim.apparmor_cmds import ExecResult
 
 BACKENDS = ("sim",)
 
@@ -281,6 +286,23 @@ def _write_solutions(ws: Workspace, sc: LoadedScenario, tasks: list[Task]) -> No
     for t in tasks:
         for f in t.solution.files:
             ws.write_node_file(sc, f)
+    for t in tasks:
+        for c in t.solution.node_exec:
+            res = node_exec(Opened(ws, sc), c.node, command_words(c.command))
+            if res.code:
+                raise LabError(
+                    f"the solution's command `{c.command}` on node {c.node} failed "
+                    f"(exit {res.code}): {res.stderr.strip()}",
+                    item=f"tasks.{t.id}.solution.node_exec",
+                )
+
+
+def node_exec(op: Opened, node: str, argv: list[str]) -> ExecResult:
+    """`cks-lab node exec NODE -- COMMAND` (apparmor_parser, aa-status) on a sim node."""
+    from lab.nodeexec import node_exec as run  # the AppArmor engine, only when needed
+
+    op.ws.guard()
+    return run(op.ws, op.sc, node, argv)
 
 
 def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
@@ -324,7 +346,18 @@ def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
             # The submission is laid over the scenario's seed: a course repo may
             # commit only the files the learner changed.
             copy_tree(nodes, ws.root / "nodes", limits=SUBMISSION, what="a submission")
+            if is_workspace(src):
+                _copy_loaded_profiles(open_workspace(src), ws)
         yield ws
+
+
+def _copy_loaded_profiles(src: Workspace, dest: Workspace) -> None:
+    """What the learner loaded in the nodes' kernels is part of the work, like the files."""
+    from lab.backends.sim.apparmor_kernel import STATE_KEY
+
+    loaded = src.state().get(STATE_KEY)
+    if loaded is not None:
+        dest.update_state(**{STATE_KEY: loaded})
 
 
 def grade_workspace(

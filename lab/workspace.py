@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from lab.errors import LabError
 from lab.fsutil import atomic_write_bytes, atomic_write_json, read_bytes_nofollow
@@ -52,6 +52,18 @@ class Attempt:
     other: dict[str, Any]
 
 
+@record
+class LoadedProfileState:
+    """A profile loaded in a sim node's kernel (lab/backends/sim/apparmor_kernel.py)."""
+
+    name: str
+    mode: Literal["enforce", "complain", "kill", "unconfined"]
+    file: str  # node path it was loaded from
+    at: str
+    text: str  # the file as loaded: the kernel keeps this, not later edits
+    includes: dict[str, list[list[str]]] = field(default_factory=dict)  # what it included
+
+
 @record(extra="other")
 class WorkspaceState:
     """.lab/state.json. Unknown keys are kept (a newer cks-lab may add some)."""
@@ -64,6 +76,8 @@ class WorkspaceState:
     hints: dict[str, Annotated[int, Meta(ge=0)]] = field(default_factory=dict)  # taken per task
     solutions_viewed: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
+    # node -> AppArmor profiles loaded in its kernel (`cks-lab node exec NODE -- apparmor_parser`)
+    apparmor: dict[str, list[LoadedProfileState]] = field(default_factory=dict)
     other: dict[str, Any]
 
 

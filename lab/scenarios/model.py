@@ -37,6 +37,11 @@ Mode = Annotated[
 class Node:
     name: Id
     role: Literal["control-plane", "worker"] = "worker"
+    apparmor: Annotated[
+        bool,
+        Meta(doc="the node's kernel has AppArmor; without it the kubelet refuses pods that "
+             "ask for a profile"),
+    ] = True
 
 
 @record
@@ -71,6 +76,25 @@ def octal_mode(value: int | str) -> int | None:
 
 
 ASSET_RE = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
+
+# `effects.sockets`: the socket families and types a step may create (AppArmor's
+# `network FAMILY TYPE`); tcp, udp and icmp name their type.
+SOCKET_FAMILIES = ("unix", "inet", "inet6", "netlink", "packet")
+SOCKET_TYPES = ("stream", "dgram", "raw", "seqpacket", "rdm")
+SOCKET_PROTOCOLS = {"tcp": "stream", "udp": "dgram", "icmp": "raw"}
+
+
+def socket_words(sock: str) -> tuple[str, str] | None:
+    """("inet", "raw") for "inet raw" or "inet icmp"; None when it is not a socket."""
+    words = sock.split()
+    if len(words) != 2 or words[0] not in SOCKET_FAMILIES:
+        return None
+    family, kind = words
+    if kind in SOCKET_PROTOCOLS:
+        if family not in ("inet", "inet6") or (kind == "icmp" and family != "inet"):
+            return None
+        kind = SOCKET_PROTOCOLS[kind]
+    return (family, kind) if kind in SOCKET_TYPES else None
 
 
 @record
@@ -127,6 +151,20 @@ class Container:
 
 
 @record
+class NodePath:
+    """A file on a node."""
+
+    node: str
+    path: Annotated[str, Meta(doc="absolute path on the node")]
+
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
+        if not self.path.startswith("/"):
+            yield ("path",), "must be an absolute path on the node"
+        elif ".." in self.path.split("/"):
+            yield ("path",), "must not contain '..'"
+
+
+@record
 class Pod:
     """A pod the setup's manifests create, as the sim backend needs to know it."""
 
@@ -135,6 +173,11 @@ class Pod:
     node: Annotated[str, Meta(doc="the node it runs on (whose Falco sees its events)")]
     labels: dict[str, str] = field(default_factory=dict)
     containers: Annotated[list[Container], Meta(min_items=1)]
+    manifest: Annotated[
+        NodePath | None,
+        Meta(doc="the manifest file the learner edits and applies (a Pod, or a Deployment "
+             "or other workload whose pods these are); the sim applies it at every check"),
+    ] = None
 
     def container(self, name: str | None) -> Container | None:
         """The named container; without a name, the first (kubectl's default)."""
@@ -157,6 +200,12 @@ class Setup:
     files: list[NodeFile] = field(default_factory=list)
     pods: Annotated[
         list[Pod], Meta(doc="the pods the manifests create: node, labels, containers")
+    ] = field(default_factory=list)
+
+    load_profiles: Annotated[
+        list[NodePath],
+        Meta(doc="AppArmor profile files loaded on their node at start, as apparmor_parser "
+             "-r FILE would (a file only written is not loaded)"),
     ] = field(default_factory=list)
 
     def pod(self, namespace: str, name: str) -> Pod | None:
@@ -184,8 +233,19 @@ class Effects:
     capabilities: Annotated[list[str], Meta(doc="Linux capabilities used, e.g. SYS_ADMIN")] = (
         field(default_factory=list)
     )
+    sockets: Annotated[
+        list[str],
+        Meta(doc="sockets created, as FAMILY TYPE: 'inet raw' (ping), 'packet raw', 'inet6 dgram'"),
+    ] = field(default_factory=list)
 
     def _problems(self) -> Iterable[tuple[Loc, str]]:
+        for i, sock in enumerate(self.sockets):
+            if socket_words(sock) is None:
+                yield ("sockets", i), (
+                    f"{sock!r} is not a socket: FAMILY TYPE, family one of "
+                    f"{', '.join(SOCKET_FAMILIES)}, type one of {', '.join(SOCKET_TYPES)} "
+                    "(or tcp, udp, icmp)"
+                )
         for key, paths in (("reads", self.reads), ("writes", self.writes)):
             for i, path in enumerate(paths):
                 if not path.startswith("/"):
@@ -259,6 +319,25 @@ class WorkloadStep:
     container: str | None = None
 
 
+# The sim backend gives the restored files their setup content for the node's Falco
+# from this step on (the workspace keeps the learner's files) and restarts it
+# (lab/backends/sim/falco.py). The kind backend is to upgrade the package for real
+# and put the learner's files back after the attack; the contract both fill is
+# FalcoEvidence.upgrades (lab/evidence.py).
+@record
+class PackageUpgrade:
+    """A package upgrade on a node: the files the package ships are put back as it
+    ships them (a change made there is lost), and its service restarts."""
+
+    node: str
+    package: Annotated[str, Meta(doc="the package upgraded, as explanations name it")] = "falco"
+    restore: Annotated[
+        list[str],
+        Meta(min_items=1, doc="files the package ships: setup files of the node, which get "
+             "their setup content back"),
+    ]
+
+
 @record
 class AttackStep:
     id: Id
@@ -266,17 +345,29 @@ class AttackStep:
     api: ApiRequest | None = None
     exec: ExecStep | None = None
     workload: WorkloadStep | None = None
+    package_upgrade: PackageUpgrade | None = None
     effects: Effects = field(default_factory=Effects)
     trace: Annotated[
         str | None,
         Meta(doc="recorded Falco events (JSON lines) in the scenario folder, replayed as they are"),
     ] = None
+    secret: Annotated[
+        bool,
+        Meta(doc="finding out what the step is (which pod) is the task: check explanations "
+             "name it by its id and description only"),
+    ] = False
 
     def _problems(self) -> Iterable[tuple[Loc, str]]:
-        if sum(x is not None for x in (self.api, self.exec, self.workload)) != 1:
-            yield (), "a step is exactly one of api or exec or workload"
-        elif self.trace is not None and self.api is not None:
+        kinds = (self.api, self.exec, self.workload, self.package_upgrade)
+        if sum(x is not None for x in kinds) != 1:
+            yield (), "a step is exactly one of api or exec or workload or package_upgrade"
+            return
+        if self.trace is not None and self.in_pod is None:
             yield ("trace",), "a trace needs the pod it happens in: use it with exec or workload"
+        if self.secret and self.in_pod is None:
+            yield ("secret",), "only an exec or workload step can be secret"
+        if self.package_upgrade is not None and self.effects != Effects():
+            yield ("effects",), "a package upgrade has no effects of its own"
 
     @property
     def in_pod(self) -> tuple[str, str, str | None] | None:
@@ -295,9 +386,26 @@ class Hint:
 
 
 @record
+class NodeCommand:
+    """A command run on a node (`cks-lab node exec NODE -- COMMAND`)."""
+
+    node: str
+    command: Annotated[str, Meta(doc="e.g. apparmor_parser -r /etc/apparmor.d/k8s-deny-write")]
+
+    def _problems(self) -> Iterable[tuple[Loc, str]]:
+        if not command_words(self.command):
+            yield ("command",), "must be a command line (a program and its arguments)"
+
+
+@record
 class Solution:
     files: list[NodeFile] = field(default_factory=list)
     commands: Annotated[list[str], Meta(doc="shown to the learner")] = field(default_factory=list)
+    node_exec: Annotated[
+        list[NodeCommand],
+        Meta(doc="node commands run after the files are written (by `solution --apply` and "
+             "the self-test), e.g. loading a profile"),
+    ] = field(default_factory=list)
     notes: str = ""
 
 
@@ -351,6 +459,30 @@ class Scenario:
             for j, f in enumerate(t.solution.files):
                 if f.node not in nodes:
                     yield ("tasks", i, "solution", "files", j, "node"), f"no node named {f.node!r}"
+            for j, c in enumerate(t.solution.node_exec):
+                if c.node not in nodes:
+                    loc = ("tasks", i, "solution", "node_exec", j, "node")
+                    yield loc, f"no node named {c.node!r}"
+        yield from self._upgrade_problems(nodes)
+        for i, lp in enumerate(self.setup.load_profiles):
+            if lp.node not in nodes:
+                yield ("setup", "load_profiles", i, "node"), f"no node named {lp.node!r}"
+
+    def _upgrade_problems(self, nodes: set[str]) -> Iterable[tuple[Loc, str]]:
+        for i, s in enumerate(self.attack):
+            up = s.package_upgrade
+            if up is None:
+                continue
+            if up.node not in nodes:
+                yield ("attack", i, "package_upgrade", "node"), f"no node named {up.node!r}"
+                continue
+            shipped = {f.path for f in self.setup.files if f.node == up.node}
+            for j, path in enumerate(up.restore):
+                if path not in shipped:
+                    yield ("attack", i, "package_upgrade", "restore", j), (
+                        f"{path} is not a setup file of node {up.node} (setup.files): only "
+                        "those have content to restore"
+                    )
 
     def _pod_problems(self, nodes: set[str]) -> Iterable[tuple[Loc, str]]:
         pods = self.setup.pods
@@ -359,6 +491,9 @@ class Scenario:
                 yield ("setup", "pods", i, "node"), f"no node named {p.node!r}"
             if (p.namespace, p.name) in [(x.namespace, x.name) for x in pods[:i]]:
                 yield ("setup", "pods", i, "name"), f"pod {p.namespace}/{p.name} is defined twice"
+            if p.manifest is not None and p.manifest.node not in nodes:
+                loc = ("setup", "pods", i, "manifest", "node")
+                yield loc, f"no node named {p.manifest.node!r}"
         # Exec steps of audit-only scenarios need no pod facts; Falco's events do.
         strict = bool(pods) or self.needs_falco
         for i, s in enumerate(self.attack):
@@ -383,6 +518,17 @@ class Scenario:
         checks = (c.type for t in self.tasks for c in t.checks)
         return any(t.startswith("falco_") for t in checks) or any(
             f.path.startswith("/etc/falco/") for f in self.setup.files
+        )
+
+    @property
+    def needs_apparmor(self) -> bool:
+        """Whether the sim works out AppArmor confinement: an apparmor_* check, a pod
+        manifest the learner edits, or profiles loaded at start."""
+        checks = (c.type for t in self.tasks for c in t.checks)
+        return (
+            any(t.startswith("apparmor_") for t in checks)
+            or any(p.manifest is not None for p in self.setup.pods)
+            or bool(self.setup.load_profiles)
         )
 
     def step(self, step_id: str) -> AttackStep | None:

@@ -10,14 +10,21 @@ key `apparmor`: node -> loaded profiles).
 
 from __future__ import annotations
 
+import json
+import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lab.engines.apparmor import ProfileError, ProfileSet, default_search_path
-from lab.engines.apparmor.includes import MAX_INCLUDE_BYTES, IncludeResolver
+from lab.engines.apparmor import BUNDLED_DIR, ProfileError, ProfileSet
+from lab.engines.apparmor.includes import (
+    MAX_INCLUDE_BYTES,
+    MAX_INCLUDED_FILES,
+    read_profile_file,
+    skipped,
+)
 from lab.engines.apparmor.model import Profile
 from lab.engines.apparmor.parser import parse_text
 from lab.engines.apparmor.policy import build
@@ -25,6 +32,7 @@ from lab.nodefs import NodePathError, NotRegularFile, read_regular, resolve_in_n
 from lab.workspace import Workspace
 
 STATE_KEY = "apparmor"
+PROFILE_DIR = "/etc/apparmor.d"
 # What one load may keep in the state file (profile and included files together).
 MAX_SNAPSHOT_CHARS = 512 * 1024
 
@@ -56,19 +64,72 @@ def _key(name: str, search: bool) -> str:
     return f"<{name}>" if search else f'"{name}"'
 
 
-class RecordingResolver(IncludeResolver):
-    """Resolves includes from the node tree and keeps what it read, for the snapshot."""
+class RecordingResolver:
+    """Resolves includes inside the node tree, and keeps what it read, for the snapshot.
 
-    def __init__(self, search_path: Sequence[Path], *, base_dir: Path | None,
-                 root: Path | None) -> None:
-        super().__init__(search_path, base_dir=base_dir, root=root)
+    `<x>` is the node's /etc/apparmor.d/x, then the lab's own copy; `"x"` is a node
+    path (relative ones from the including file's folder). Symlinks are followed as
+    the node would follow them, never out of the node.
+    """
+
+    def __init__(self, node_root: Path, base: str, search: Sequence[str] = (PROFILE_DIR,)) -> None:
+        self.root = node_root
+        self.base = base  # node folder of the file being parsed
+        self.search = list(search)  # node folders searched for <x> (apparmor_parser's -I)
+        self.count = 0
         self.seen: Includes = {}
+
+    def _in_node(self, node_path: str) -> Path | None:
+        try:
+            found = resolve_in_node(self.root, node_path)
+        except NodePathError:
+            return None
+        return found if found.exists() else None
+
+    def _find(self, name: str, search: bool) -> tuple[Path, str] | None:
+        """The host path and the node path (or bundled name) of an include."""
+        if search:
+            for folder in self.search:
+                node_path = posixpath.join(folder, name)
+                found = self._in_node(node_path)
+                if found is not None:
+                    return found, node_path
+            if ".." in PurePosixPath(name).parts:
+                return None
+            bundled = BUNDLED_DIR / name
+            return (bundled, posixpath.join(PROFILE_DIR, name)) if bundled.exists() else None
+        node_path = posixpath.normpath(posixpath.join(self.base, name))
+        found = self._in_node(node_path)
+        return (found, node_path) if found is not None else None
 
     def __call__(self, name: str, search: bool, if_exists: bool, file: str,
                  line: int) -> list[tuple[str, str]]:
-        got = super().__call__(name, search, if_exists, file, line)
-        self.seen[_key(name, search)] = [[shown, text] for shown, text in got]
-        return got
+        hit = self._find(name, search)
+        if hit is None:
+            if if_exists:
+                self.seen[_key(name, search)] = []
+                return []
+            raise ProfileError(f"Could not open '{name}'", file=file, line=line)
+        path, node_path = hit
+        shown_base = name.rstrip("/") if search else node_path
+        files = [(path, shown_base)]
+        if path.is_dir():
+            files = []
+            for entry in sorted(path.iterdir()):
+                if skipped(entry.name):
+                    continue
+                real = (self._in_node(f"{node_path}/{entry.name}")
+                        if not path.is_relative_to(BUNDLED_DIR) else entry)
+                if real is not None and real.is_file():
+                    files.append((real, f"{shown_base}/{entry.name}"))
+        out = []
+        for real, shown in files:
+            self.count += 1
+            if self.count > MAX_INCLUDED_FILES:
+                raise ProfileError("too many included files", file=file, line=line)
+            out.append((shown, read_profile_file(real, shown)))
+        self.seen[_key(name, search)] = [[shown, text] for shown, text in out]
+        return out
 
 
 class SnapshotResolver:
@@ -121,14 +182,15 @@ def read_node_profile(node_root: Path, node_path: str) -> tuple[Path, str]:
         return host, raw.decode("latin-1")
 
 
-def parse_node_profile(node_root: Path, node_path: str) -> ParsedFile:
+def parse_node_profile(node_root: Path, node_path: str,
+                       search: Sequence[str] = (PROFILE_DIR,)) -> ParsedFile:
     """Parse a node's profile file with the lab's engine; ProfileError on bad input.
 
-    `<...>` includes come from the node's /etc/apparmor.d, then the lab's own copies.
+    `<...>` includes come from the node folders `search` (the node's /etc/apparmor.d),
+    then the lab's own copies.
     """
     host, text = read_node_profile(node_root, node_path)
-    resolver = RecordingResolver(default_search_path(node_root), base_dir=host.parent,
-                                 root=node_root)
+    resolver = RecordingResolver(node_root, posixpath.dirname(node_path), search)
     try:
         pset = build(parse_text(text, node_path, resolver), node_path)
     except RecursionError:
@@ -163,20 +225,28 @@ def store(ws: Workspace, node: str, profiles: list[LoadedProfile]) -> None:
 
 def unload_all(ws: Workspace) -> None:
     """A fresh boot of every node: nothing loaded (setup loads what the scenario says)."""
-    ws.update_state(**{STATE_KEY: {}})
+    data = ws.state()
+    if data.pop(STATE_KEY, None) is not None:
+        ws.save_state(data)
 
 
 @lru_cache(maxsize=64)
 def _compiled(file: str, text: str, includes_key: str) -> ProfileSet:
-    import json
-
     includes = json.loads(includes_key)
     return build(parse_text(text, file, SnapshotResolver(includes)), file)
 
 
-def compiled(lp: LoadedProfile) -> Profile:
-    """The loaded profile as the kernel enforces it (from the snapshot, never the file)."""
-    import json
+@lru_cache(maxsize=128)
+def _in_mode(file: str, text: str, includes_key: str, name: str, mode: str) -> Profile:
+    prof = _compiled(file, text, includes_key).profile(name)
+    if prof.mode == mode:
+        return prof
+    # `apparmor_parser -C` loads it in complain mode whatever its flags say; a copy, so
+    # the cached parse (and its decision index) stays as the text has it
+    return replace(prof, mode=mode, index=None)
 
-    pset = _compiled(lp.file, lp.text, json.dumps(lp.includes, sort_keys=True))
-    return pset.profile(lp.name)
+
+def compiled(lp: LoadedProfile) -> Profile:
+    """The loaded profile as the kernel enforces it: from the snapshot, never the file,
+    and in the mode it was loaded in (which `-C` may have changed)."""
+    return _in_mode(lp.file, lp.text, json.dumps(lp.includes, sort_keys=True), lp.name, lp.mode)

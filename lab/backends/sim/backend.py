@@ -24,6 +24,11 @@ class SimBackend:
     def prepare(self, sc: LoadedScenario, ws: Workspace, progress: Progress = no_progress) -> None:
         progress("seeding node files")
         seed(ws, sc)
+        # a fresh boot: the kernels hold only the profiles the scenario loads at start
+        from lab.backends.sim.apparmor_cmds import load_setup_profiles
+
+        for problem in load_setup_profiles(ws, sc):
+            progress(f"warning: {problem}")
 
     def run_attack(
         self, sc: LoadedScenario, ws: Workspace, progress: Progress = no_progress
@@ -46,12 +51,18 @@ class SimBackend:
             evidence.falco = run_falco(ws, sc, run_id, self._now)
             seen = sum(len(v) for v in evidence.falco.events.values())
             progress(f"replayed {seen} event(s) through Falco")
+        if sc.model.needs_apparmor:
+            from lab.backends.sim.apparmor import run_apparmor  # its engine, only when needed
+
+            progress("applying the pods and replaying their accesses through AppArmor")
+            evidence.apparmor = run_apparmor(ws, sc)
         return evidence
 
 
 def _needs_audit(sc: LoadedScenario) -> bool:
-    """Audit evidence for scenarios that grade the apiserver (all but Falco-only ones)."""
+    """Audit evidence for scenarios that grade the apiserver (all but Falco- or
+    AppArmor-only ones)."""
     checks = [c.type for t in sc.model.tasks for c in t.checks]
-    if not sc.model.needs_falco:
+    if not (sc.model.needs_falco or sc.model.needs_apparmor):
         return True
     return any(t.startswith(("audit_", "apiserver_")) for t in checks)

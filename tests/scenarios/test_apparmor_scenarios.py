@@ -1,0 +1,819 @@
+"""The bundled AppArmor scenarios against learners' answers.
+
+`cks-lab scenario test` proves that the reference solutions pass and the untouched
+workspaces fail. This file holds what a learner would really do instead: each row
+is one answer -- the node files it writes or edits on top of the untouched
+workspace (or on top of the reference solution, with `base: solved`), then the
+node commands it runs (`apparmor_parser ...`) -- and exactly the checks it fails,
+with words the explanation must hold so the learner can act on it. Every check not
+listed must pass, so a row also proves that a mistake is not blamed on the wrong
+check; right answers other than the reference have an empty `fails`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from lab import service
+from lab.backends.sim import SimBackend
+from lab.grading.grader import grade
+from lab.grading.results import CheckResult, ScenarioResult
+from lab.nodefs import resolve_in_node
+from lab.paths import bundled_scenarios_dir
+from lab.scenarios.loader import LoadedScenario, load_scenario
+from lab.service import Opened
+from lab.workspace import Workspace, create_workspace
+
+# A profile several rows write.
+DENY_WRITE = """\
+#include <tunables/global>
+profile k8s-deny-write flags=(attach_disconnected) {
+  #include <abstractions/base>
+  file,
+  deny /** w,
+}
+"""
+PROFILES = {"@deny_write": DENY_WRITE}
+
+# Rows: name, scenario, base (untouched, or solved: the reference solution's files,
+# nothing loaded), then in this order: write {node: {path: text or @profile}},
+# edit {node: {path: [[regex, new text or "@pod_profile NAME"]]}}, run [[node, command]
+# or [node, command, exit status]], then_write (files written after the commands);
+# fails [{check: {type, params...}, says: [...]}], and xfail (a known lab gap, by reason).
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    r"""
+# --- apparmor-deny-write ---------------------------------------------------------
+- name: profile written and pod changed, but the profile never loaded
+  scenario: apparmor-deny-write
+  write:
+    worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  edit: &hello_confined
+    controlplane:
+      /root/hello-apparmor.yaml:
+        - ["spec:\n", "@pod_profile k8s-deny-write"]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["written in /etc/apparmor.d/k8s-deny-write on node worker but was never loaded",
+             "apparmor_parser -r /etc/apparmor.d/k8s-deny-write"]
+    - check: {type: apparmor_pod_confined}
+      says: ["CreateContainerError", "apparmor profile not found k8s-deny-write",
+             "was never loaded"]
+    - check: {type: apparmor_denied, step: touch-tmp}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: backdoor-user}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: read-profile}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: container-sleeps}
+      says: ["could not run"]
+
+- name: deny /** w without file, denies reading and running programs too
+  scenario: apparmor-deny-write
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-write: |
+        #include <tunables/global>
+        profile k8s-deny-write flags=(attach_disconnected) {
+          #include <abstractions/base>
+          deny /** w,
+        }
+  edit: *hello_confined
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_allowed, step: read-profile}
+      says: ["read of /proc/1/attr/current was DENIED", "no rule allows read",
+             "the workload needs it"]
+    - check: {type: apparmor_allowed, step: container-sleeps}
+      says: ["exec of /bin/sleep was DENIED", "no rule allows exec"]
+
+- name: only /tmp denied, the tutorial's test and nothing more
+  scenario: apparmor-deny-write
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-write: |
+        #include <tunables/global>
+        profile k8s-deny-write flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          deny /tmp/** w,
+        }
+  edit: *hello_confined
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_denied, step: backdoor-user}
+      says: ["write of /etc/passwd was ALLOWED", "`file,` allows write",
+             "the task wants it denied"]
+
+- name: loaded in complain mode with -C (its deny rule still denies)
+  scenario: apparmor-deny-write
+  write:
+    worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  edit: *hello_confined
+  run: [[worker, apparmor_parser -C -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["in complain mode; the task wants enforce mode", "load it again without -C"]
+    - check: {type: apparmor_pod_confined}
+      says: ["complain mode only logs what the profile would deny, it blocks nothing"]
+
+- name: flags=(complain) left in the profile
+  scenario: apparmor-deny-write
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-write: |
+        #include <tunables/global>
+        profile k8s-deny-write flags=(attach_disconnected,complain) {
+          #include <abstractions/base>
+          file,
+          deny /** w,
+        }
+  edit: *hello_confined
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["remove `complain` from the profile's flags=(...)"]
+    - check: {type: apparmor_pod_confined}
+      says: ["in complain mode"]
+
+- name: profile loaded on controlplane, where the pod does not run
+  scenario: apparmor-deny-write
+  write:
+    controlplane: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  edit: *hello_confined
+  run: [[controlplane, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["it is loaded on node controlplane, not on node worker",
+             "a profile must be loaded on the node where the pod runs"]
+    - check: {type: apparmor_pod_confined}
+      says: ["apparmor profile not found k8s-deny-write", "loaded on node controlplane"]
+    - check: {type: apparmor_denied, step: touch-tmp}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: backdoor-user}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: read-profile}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: container-sleeps}
+      says: ["could not run"]
+
+- name: the profile file's path as localhostProfile
+  scenario: apparmor-deny-write
+  xfail: >
+    the file-name trap is explained for localhostProfile FILE-NAME only, not for the
+    file's full path /etc/apparmor.d/FILE-NAME
+  write:
+    worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  edit:
+    controlplane:
+      /root/hello-apparmor.yaml:
+        - ["spec:\n", "@pod_profile /etc/apparmor.d/k8s-deny-write"]
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_pod_confined}
+      says: ["apparmor profile not found /etc/apparmor.d/k8s-deny-write",
+             "the profile it defines is named k8s-deny-write"]
+    - check: {type: apparmor_denied, step: touch-tmp}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: backdoor-user}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: read-profile}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: container-sleeps}
+      says: ["could not run"]
+
+- name: RuntimeDefault instead of the profile
+  scenario: apparmor-deny-write
+  write:
+    worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  edit:
+    controlplane:
+      /root/hello-apparmor.yaml:
+        - - "spec:\n"
+          - |
+            spec:
+              securityContext:
+                appArmorProfile: {type: RuntimeDefault}
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_pod_confined}
+      says: ["containerd's default profile cri-containerd.apparmor.d",
+             "the task wants profile k8s-deny-write"]
+    - check: {type: apparmor_denied, step: touch-tmp}
+      says: ["write of /tmp/test was ALLOWED", "containerd's default profile"]
+    - check: {type: apparmor_denied, step: backdoor-user}
+      says: ["write of /etc/passwd was ALLOWED"]
+
+- name: the profile fixed after loading, but not loaded again
+  scenario: apparmor-deny-write
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-write: |
+        #include <tunables/global>
+        profile k8s-deny-write flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          deny /tmp/** w,
+        }
+  edit: *hello_confined
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  then_write:
+    worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  fails:
+    - check: {type: apparmor_denied, step: backdoor-user}
+      says: ["write of /etc/passwd was ALLOWED", "changed after it was loaded"]
+  xfail: >
+    apparmor_denied names the rules of the version the kernel holds, but not that the
+    file on the node has changed since (apparmor_profile_loaded and
+    apparmor_pod_confined pass with that note, which the learner sees only on a pass)
+
+- name: right too - the deprecated annotation instead of the field
+  scenario: apparmor-deny-write
+  write:
+    worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  edit:
+    controlplane:
+      /root/hello-apparmor.yaml:
+        - - "  namespace: default\n"
+          - |2
+              namespace: default
+              annotations:
+                container.apparmor.security.beta.kubernetes.io/hello: localhost/k8s-deny-write
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails: []
+
+- name: right too - the field on the container, loaded with -a
+  scenario: apparmor-deny-write
+  write:
+    worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
+  edit:
+    controlplane:
+      /root/hello-apparmor.yaml:
+        - - "      image: busybox:1.28\n"
+          - |2
+                  image: busybox:1.28
+                  securityContext:
+                    appArmorProfile: {type: Localhost, localhostProfile: k8s-deny-write}
+  run: [[worker, apparmor_parser -a /etc/apparmor.d/k8s-deny-write]]
+  fails: []
+
+# --- apparmor-load-profile -------------------------------------------------------
+- name: profile loaded, but the Deployment still names the file
+  scenario: apparmor-load-profile
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/usr.sbin.nginx]]
+  fails:
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-4xk2p}
+      says: ["apparmor profile not found usr.sbin.nginx",
+             "/etc/apparmor.d/usr.sbin.nginx is a file",
+             "the profile it defines is named restricted-nginx"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-9wz7m}
+      says: ["the profile it defines is named restricted-nginx"]
+    - check: {type: apparmor_denied, step: deface}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: read-shadow}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-serves}
+      says: ["could not run"]
+
+- name: Deployment fixed, but the profile not loaded
+  scenario: apparmor-load-profile
+  edit: &frontend_fixed
+    controlplane:
+      /root/frontend.yaml: [["Profile: usr.sbin.nginx", "Profile: restricted-nginx"]]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["written in /etc/apparmor.d/usr.sbin.nginx on node worker but was never loaded"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-4xk2p}
+      says: ["apparmor profile not found restricted-nginx", "was never loaded",
+             "apparmor_parser -r /etc/apparmor.d/usr.sbin.nginx"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-9wz7m}
+      says: ["was never loaded"]
+    - check: {type: apparmor_denied, step: deface}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: read-shadow}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-serves}
+      says: ["could not run"]
+
+- name: the profile renamed after its file instead of fixing the Deployment
+  scenario: apparmor-load-profile
+  edit:
+    worker:
+      /etc/apparmor.d/usr.sbin.nginx: [["profile restricted-nginx ", "profile usr.sbin.nginx "]]
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/usr.sbin.nginx]]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["profile restricted-nginx is not loaded on node worker"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-4xk2p}
+      says: ["confined by profile usr.sbin.nginx", "the task wants profile restricted-nginx"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-9wz7m}
+      says: ["the task wants profile restricted-nginx"]
+
+- name: the annotation with the right name next to the field with the wrong one
+  scenario: apparmor-load-profile
+  edit:
+    controlplane:
+      /root/frontend.yaml:
+        - - "      labels: {app: frontend}\n    spec:"
+          - |2-
+                  labels: {app: frontend}
+                  annotations:
+                    container.apparmor.security.beta.kubernetes.io/nginx: localhost/restricted-nginx
+                spec:
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/usr.sbin.nginx]]
+  fails:
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-4xk2p}
+      says: ["was never created", "Invalid", "must match"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-9wz7m}
+      says: ["was never created"]
+    - check: {type: apparmor_denied, step: deface}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: read-shadow}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-serves}
+      says: ["could not run"]
+
+- name: loaded in complain mode
+  scenario: apparmor-load-profile
+  xfail: >
+    apparmor_kernel.compiled() rebuilds a profile loaded with `apparmor_parser -C` from
+    its text, without the complain mode, so its accesses are decided in enforce mode
+  edit: *frontend_fixed
+  run: [[worker, apparmor_parser -C -r /etc/apparmor.d/usr.sbin.nginx]]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["in complain mode; the task wants enforce mode"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-4xk2p}
+      says: ["complain mode only logs"]
+    - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-9wz7m}
+      says: ["complain mode only logs"]
+    - check: {type: apparmor_denied, step: deface}
+      says: ["write of /usr/share/nginx/html/index.html was COMPLAIN"]
+    - check: {type: apparmor_denied, step: read-shadow}
+      says: ["read of /etc/shadow was COMPLAIN"]
+
+- name: right too - the annotation, with the field removed
+  scenario: apparmor-load-profile
+  edit:
+    controlplane:
+      /root/frontend.yaml:
+        - - "      labels: {app: frontend}\n    spec:"
+          - |2-
+                  labels: {app: frontend}
+                  annotations:
+                    container.apparmor.security.beta.kubernetes.io/nginx: localhost/restricted-nginx
+                spec:
+        - ["          securityContext:\n            appArmorProfile:\n.*?usr.sbin.nginx\n", ""]
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/usr.sbin.nginx]]
+  fails: []
+
+- name: right too - the field moved to the pod, the whole folder loaded
+  scenario: apparmor-load-profile
+  edit:
+    controlplane:
+      /root/frontend.yaml:
+        - ["          securityContext:\n            appArmorProfile:\n.*?usr.sbin.nginx\n", ""]
+        - - "    spec:\n      containers:"
+          - |2-
+                spec:
+                  securityContext:
+                    appArmorProfile: {type: Localhost, localhostProfile: restricted-nginx}
+                  containers:
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/]]
+  fails: []
+
+# --- apparmor-nginx-hardening ----------------------------------------------------
+- name: file, with deny /** w and the shells denied by their /bin paths
+  scenario: apparmor-nginx-hardening
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/nginx-hardened: |
+        #include <tunables/global>
+        profile nginx-hardened flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network,
+          capability,
+          deny /bin/sh x,
+          deny /bin/bash x,
+          deny /bin/dash x,
+          deny /** w,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
+  fails:
+    - check: {type: apparmor_denied, step: rce-sh}
+      says: ["exec of /usr/bin/dash (/bin/sh", "was ALLOWED", "`file,` allows exec"]
+    - check: {type: apparmor_denied, step: rce-bash}
+      says: ["exec of /usr/bin/bash (/bin/bash", "was ALLOWED"]
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["write of /run/nginx.pid", "was DENIED", "`deny /** w,` denies write",
+             "deny rules always win"]
+    - check: {type: apparmor_allowed, step: nginx-serves}
+      says: ["write of /var/cache/nginx/client_temp/0000000001 was DENIED", "deny /** w,"]
+
+- name: an allow list without capability rules
+  scenario: apparmor-nginx-hardening
+  base: solved
+  edit:
+    worker:
+      /etc/apparmor.d/nginx-hardened: [["  capability net_bind_service,\n.*?setuid,\n", ""]]
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
+  fails:
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["capability net_bind_service was DENIED", "no rule allows capability"]
+
+- name: an allow list that names /var/run instead of the resolved /run
+  scenario: apparmor-nginx-hardening
+  base: solved
+  edit:
+    worker:
+      /etc/apparmor.d/nginx-hardened: [["@\\{run\\}/nginx.pid rw,", "/var/run/nginx.pid rw,"]]
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
+  fails:
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["/run/nginx.pid", "was DENIED", "/var/run/nginx.pid"]
+
+- name: a deny list that forgets /tmp
+  scenario: apparmor-nginx-hardening
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/nginx-hardened: |
+        #include <tunables/global>
+        profile nginx-hardened flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network,
+          capability,
+          deny /{,usr/}bin/{sh,bash,dash} x,
+          deny /etc/** w,
+          deny /usr/** w,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
+  fails:
+    - check: {type: apparmor_denied, step: miner-drop}
+      says: ["write of /tmp/xmrig was ALLOWED", "`file,` allows write"]
+
+- name: only IPv6 listed in the network rules
+  scenario: apparmor-nginx-hardening
+  base: solved
+  edit:
+    worker:
+      /etc/apparmor.d/nginx-hardened: [["network inet tcp,", "network inet6 tcp,"]]
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
+  fails:
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["a network inet stream socket was DENIED"]
+
+- name: a missing comma, so apparmor_parser loads nothing
+  scenario: apparmor-nginx-hardening
+  xfail: >
+    a profile file in /etc/apparmor.d that does not compile is left out of the node's
+    `defined` profiles, so the checks say no such profile is "defined in its
+    /etc/apparmor.d" instead of naming the file and its compile error
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/nginx-hardened: |
+        #include <tunables/global>
+        profile nginx-hardened flags=(attach_disconnected) {
+          #include <abstractions/base>
+          network inet tcp,
+          capability net_bind_service,
+          capability chown,
+          capability setgid,
+          capability setuid,
+          /** r,
+          @{run}/nginx.pid rw,
+          /var/cache/nginx/** rw
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened, 1]]
+  fails:
+    - check: {type: apparmor_profile_loaded}
+      says: ["profile nginx-hardened is not loaded on node worker",
+             "/etc/apparmor.d/nginx-hardened"]
+    - check: {type: apparmor_pod_confined}
+      says: ["apparmor profile not found nginx-hardened"]
+    - check: {type: apparmor_denied, step: rce-sh}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: rce-bash}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: deface}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: proxy-conf-drop}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: miner-drop}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-starts}
+      says: ["could not run"]
+    - check: {type: apparmor_allowed, step: nginx-serves}
+      says: ["could not run"]
+
+- name: right too - explicit reads with the nameservice abstraction
+  scenario: apparmor-nginx-hardening
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/nginx-hardened: |
+        include <tunables/global>
+        profile nginx-hardened flags=(attach_disconnected,mediate_deleted) {
+          include <abstractions/base>
+          include <abstractions/nameservice>
+          capability net_bind_service,
+          capability chown,
+          capability dac_override,
+          capability setgid,
+          capability setuid,
+          /etc/nginx/** r,
+          /usr/share/nginx/html/** r,
+          /run/nginx.pid rw,
+          owner /var/cache/nginx/** rw,
+          deny /{,usr/}bin/** x,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
+  fails: []
+
+# --- apparmor-raw-sockets --------------------------------------------------------
+- name: raw sockets denied, but not the capability
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network,
+          capability,
+          deny network raw,
+          deny network packet,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails:
+    - check: {type: apparmor_denied, step: icmp-sweep, access: capability net_raw}
+      says: ["capability net_raw was ALLOWED", "`capability,` allows"]
+
+- name: only the capability denied
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network,
+          capability,
+          deny capability net_raw,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails:
+    - check: {type: apparmor_denied, step: icmp-sweep, access: network inet raw}
+      says: ["a network inet raw socket was ALLOWED", "`network,` allows"]
+    - check: {type: apparmor_denied, step: ra-spoof}
+      says: ["a network inet6 raw socket was ALLOWED"]
+    - check: {type: apparmor_denied, step: arp-spoof}
+      says: ["a network packet raw socket was ALLOWED"]
+
+- name: IPv4 raw sockets only
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network,
+          capability,
+          deny network inet raw,
+          deny capability net_raw,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails:
+    - check: {type: apparmor_denied, step: ra-spoof}
+      says: ["a network inet6 raw socket was ALLOWED"]
+    - check: {type: apparmor_denied, step: arp-spoof}
+      says: ["a network packet raw socket was ALLOWED"]
+
+- name: every socket denied takes TCP and DNS away too
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          capability,
+          deny network,
+          deny capability net_raw,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails:
+    - check: {type: apparmor_allowed, step: api-starts}
+      says: ["a network inet stream socket was DENIED", "`deny network,`",
+             "the workload needs it"]
+    - check: {type: apparmor_allowed, step: api-queries-db}
+      says: ["a network inet dgram socket was DENIED", "a network inet stream socket was DENIED"]
+
+- name: every capability denied stops gunicorn's switch to user app
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network,
+          deny network raw,
+          deny network packet,
+          deny capability,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails:
+    - check: {type: apparmor_allowed, step: api-starts}
+      says: ["capability chown was DENIED", "capability setuid was DENIED"]
+
+- name: an allow list that forgets gunicorn's capabilities
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network inet stream,
+          network inet dgram,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails:
+    - check: {type: apparmor_allowed, step: api-starts}
+      says: ["capability setgid was DENIED", "no rule allows capability setgid"]
+
+- name: right too - deny network raw for every family
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network,
+          capability,
+          deny network raw,
+          deny network packet,
+          deny capability net_raw,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails: []
+
+- name: right too - an allow list of what the API needs
+  scenario: apparmor-raw-sockets
+  base: solved
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-raw: |
+        #include <tunables/global>
+        profile k8s-deny-raw flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          network inet tcp,
+          network inet udp,
+          capability chown setgid setuid,
+        }
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-raw]]
+  fails: []
+"""
+)
+
+
+def _write(ws: Workspace, files: dict[str, dict[str, str]]) -> None:
+    for node, by_path in files.items():
+        for path, text in by_path.items():
+            target = resolve_in_node(ws.node_root(node), path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(PROFILES.get(text, text))
+
+
+def _pod_profile(name: str) -> str:
+    """`spec:` of a Pod with the pod-level AppArmor field for a Localhost profile."""
+    return ("spec:\n  securityContext:\n    appArmorProfile:\n      type: Localhost\n"
+            f"      localhostProfile: {name}\n")
+
+
+def _edit(ws: Workspace, files: dict[str, dict[str, list[list[str]]]]) -> None:
+    for node, by_path in files.items():
+        for path, edits in by_path.items():
+            target = resolve_in_node(ws.node_root(node), path)
+            text = target.read_text()
+            for old, new in edits:
+                if new.startswith("@pod_profile "):
+                    new = _pod_profile(new.split(" ", 1)[1])
+                literal = new.replace("\\", "\\\\")  # the new text is not a template
+                text, n = re.subn(old, literal, text, count=1, flags=re.S)
+                if n != 1:
+                    raise LookupError(f"case is stale: /{old}/ not in {path}")
+            target.write_text(text)
+
+
+def _run(op: Opened, commands: list[list[Any]]) -> None:
+    """Node commands, as `cks-lab node exec NODE -- COMMAND` runs them."""
+    for node, command, *code in commands:
+        res = service.node_exec(op, node, shlex.split(command))
+        if res.code != (code[0] if code else 0):  # not an AssertionError: xfail must not hide it
+            raise LookupError(f"case is stale: `{command}` on {node} exited {res.code}: "
+                              f"{res.stderr.strip()}")
+
+
+def _learner_workspace(sc: LoadedScenario, root: Path, case: dict[str, Any]) -> Workspace:
+    ws = create_workspace(root, sc, "sim")
+    SimBackend().prepare(sc, ws)
+    op = Opened(ws, sc)
+    if case.get("base", "untouched") == "solved":
+        # the reference's files only: each row loads its profile itself, as a learner would
+        for task in sc.model.tasks:
+            for f in task.solution.files:
+                ws.write_node_file(sc, f)
+    _write(ws, case.get("write") or {})
+    _edit(ws, case.get("edit") or {})
+    _run(op, case.get("run") or [])
+    _write(ws, case.get("then_write") or {})  # e.g. a fix made after loading
+    return ws
+
+
+def _checks(sc: LoadedScenario, result: ScenarioResult) -> list[tuple[dict[str, Any], CheckResult]]:
+    """Each check's parameters (with its type) beside its result."""
+    out = []
+    for t_model, t_res in zip(sc.model.tasks, result.tasks, strict=True):
+        for c_model, c_res in zip(t_model.checks, t_res.checks, strict=True):
+            out.append(({"type": c_model.type, **c_model.params}, c_res))
+    return out
+
+
+@functools.cache
+def _scenario(name: str) -> LoadedScenario:
+    return load_scenario(bundled_scenarios_dir() / name)
+
+
+def _grade(case: dict[str, Any], tmp_path: Path) -> tuple[LoadedScenario, ScenarioResult]:
+    sc = _scenario(case["scenario"])
+    ws = _learner_workspace(sc, tmp_path / "ws", case)
+    return sc, grade(sc.model, SimBackend().run_attack(sc, ws))
+
+
+def _params(case: dict[str, Any]) -> Any:
+    xfail = pytest.mark.xfail(strict=True, raises=AssertionError, reason=str(case.get("xfail")))
+    marks = [xfail] if "xfail" in case else []
+    return pytest.param(case, id=case["name"], marks=marks)
+
+
+@pytest.mark.parametrize("case", [_params(c) for c in CASES])
+def test_learner_answer(case: dict[str, Any], tmp_path: Path) -> None:
+    sc, result = _grade(case, tmp_path)
+    checks = _checks(sc, result)
+    expected_failures: list[CheckResult] = []
+    for exp in case["fails"]:
+        spec = exp["check"]
+        found = [res for params, res in checks if all(params.get(k) == v for k, v in spec.items())]
+        if len(found) != 1:  # not an AssertionError: an xfail row must not hide it
+            raise LookupError(f"case is stale: {len(found)} checks match {spec}")
+        check = found[0]
+        assert not check.passed, f"{check.title} passed: {check.explanation}"
+        for words in exp.get("says", []):
+            assert words in check.full_explanation, f"{words!r} not in: {check.full_explanation}"
+        expected_failures.append(check)
+    unexpected = [
+        f"{res.title}: {res.full_explanation}"
+        for _, res in checks
+        if not res.passed and not any(res is f for f in expected_failures)
+    ]
+    assert not unexpected, unexpected
+
+
+def test_every_apparmor_scenario_has_rows() -> None:
+    bundled = {p.name for p in bundled_scenarios_dir().glob("apparmor-*") if p.is_dir()}
+    assert bundled == {c["scenario"] for c in CASES}
