@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lab.evidence import Evidence
+from lab.evidence import Evidence, FalcoEvidence
 from lab.grading.checks import Context, parse_params
 from lab.grading.results import CheckResult, ScenarioResult, TaskResult
 from lab.scenarios.model import Scenario
@@ -34,6 +34,22 @@ def grade(
             )
         tasks.append(TaskResult(task.id, task.title, results, penalties.get(task.id, 0)))
     notes = list(evidence.audit.apiserver.notes) if evidence.audit else []
+    notes += falco_notes(evidence.falco)
     return ScenarioResult(
-        scenario.id, scenario.title, evidence.backend, evidence.run_id, tasks, notes
+        scenario.id,
+        scenario.title,
+        evidence.backend,
+        evidence.run_id,
+        tasks,
+        list(dict.fromkeys(notes)),
     )
+
+
+def falco_notes(ev: FalcoEvidence | None) -> list[str]:
+    """What Falco on each node noted at start-up (and after a package upgrade restarted
+    it): text instead of JSON alerts, rules files skipped, falco.yaml keys ignored, a
+    file output it could not write."""
+    if ev is None:
+        return []
+    falcos = [*ev.nodes.values(), *(u.falco for u in ev.upgrades.values())]
+    return [f"Falco on node {f.node}: {note}" for f in falcos for note in f.notes]

@@ -58,6 +58,11 @@ def validate_checks(sc: LoadedScenario) -> list[LabError]:
                     problem = f"no attack step {step_id!r} (steps: {steps})"
                 elif check.type.startswith("audit_") and api_call(step) is None:
                     problem = f"attack step {step_id!r} makes no API request to audit"
+                elif check.type.startswith("falco_") and step.in_pod is None:
+                    problem = (
+                        f"attack step {step_id!r} happens in no pod: Falco sees no event of it "
+                        "(use an exec or workload step)"
+                    )
                 if problem:
                     errors.append(
                         LabError(

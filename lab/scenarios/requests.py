@@ -82,10 +82,16 @@ def api_call(step: AttackStep) -> ApiCall | None:
     if step.exec is not None:
         ex = step.exec
         # kubectl >= 1.30 execs over WebSockets: a GET upgrade, so the verb is "get".
+        # The query is PodExecOptions as url.Values encodes it: keys sorted, false
+        # omitted. With -it, stdin and tty are sent and stderr is not (a terminal
+        # carries both output streams).
         query = [("command", c) for c in ex.command]
         if ex.container:
             query.append(("container", ex.container))
-        query += [("stderr", "true"), ("stdout", "true")]
+        if ex.tty:
+            query += [("stdin", "true"), ("stdout", "true"), ("tty", "true")]
+        else:
+            query += [("stderr", "true"), ("stdout", "true")]
         path = f"/api/v1/namespaces/{quote(ex.namespace)}/pods/{quote(ex.pod)}/exec"
         attrs = RequestAttributes(
             user=UserInfo(ex.user, tuple(ex.groups)),

@@ -21,6 +21,7 @@ import yaml
 
 from lab.backends.sim import SimBackend
 from lab.backends.sim.falco_config import FalcoConfigError, parse_config
+from lab.backends.sim.falco_files import FalcoFiles
 from lab.evidence import Evidence
 from lab.grading.grader import grade
 from lab.nodefs import resolve_in_node
@@ -142,6 +143,20 @@ def test_sim_falco(case: dict[str, Any], tmp_path: Path) -> None:
             content = node_file(ws, node, path).read_text()
             for text in texts:
                 assert text in content, content
+    for node, paths in exp.get("missing_file", {}).items():
+        for path in paths:
+            assert not node_file(ws, node, path).exists(), path
+    for node, counts in exp.get("log_count", {}).items():
+        log = (ws.lab_dir / "logs" / f"falco-{node}.log").read_text()
+        for text, count in counts.items():
+            assert log.count(text) == count, f"{text!r} {log.count(text)} times in:\n{log}"
+    for step, up in exp.get("upgrades", {}).items():
+        got = falco.upgrades[step]
+        assert got.changed == up["changed"]
+        assert got.falco.running is up["running"], got.falco.error
+    notes = grade(sc.model, ev).notes
+    for text in exp.get("report_notes", []):  # once, though both Falco runs note it
+        assert len([n for n in notes if text in n]) == 1, notes
     if exp.get("all_pass"):
         result = grade(sc.model, ev)
         failed = [f"{c.title}: {c.full_explanation}" for t in result.tasks for c in t.checks
@@ -183,7 +198,8 @@ def test_file_output_is_appended_to_at_every_check(tmp_path: Path) -> None:
     once = log.read_text().count("\n")
     stdout = (ws.lab_dir / "logs" / "falco-worker.log").read_text().count("\n")
     SimBackend(now=NOW).run_attack(sc, ws)
-    assert once == 3 and log.read_text().count("\n") == 2 * once
+    # shell, app-writes-config, attacker-writes-etc; shell-after-upgrade (Falco restarted)
+    assert once == 4 and log.read_text().count("\n") == 2 * once
     # stdout is a new Falco pod's log at every check: written anew
     assert (ws.lab_dir / "logs" / "falco-worker.log").read_text().count("\n") == stdout
 
@@ -221,3 +237,23 @@ def test_the_lab_default_ruleset_sees_kubectl_exec_it_as_a_terminal_shell(tmp_pa
     assert alert["rule"] == "Terminal shell in container"
     assert alert["priority"] == "Notice"
     assert alert["output_fields"]["proc.tty"] == 34816
+
+
+def test_restored_files_are_what_falco_reads_and_lists(tmp_path: Path) -> None:
+    """After an upgrade Falco reads the shipped content, also in a folder the learner
+    emptied; other files are the node's."""
+    root = tmp_path / "node"
+    (root / "etc/falco/rules.d").mkdir(parents=True)
+    (root / "etc/falco/rules.d/20-mine.yaml").write_text("mine\n")
+    (root / "etc/falco/falco.yaml").write_text("learner's\n")
+    files = FalcoFiles(root, {"/etc/falco/rules.d/10-shipped.yaml": b"shipped\n",
+                              "/etc/falco/falco.yaml": b"shipped config\n"})  # fmt: skip
+    assert files.entries("/etc/falco/rules.d/") == [
+        "/etc/falco/rules.d/10-shipped.yaml", "/etc/falco/rules.d/20-mine.yaml",
+    ]  # fmt: skip
+    assert files.read("/etc/falco/falco.yaml", 100) == b"shipped config\n"
+    assert files.read("/etc/falco/rules.d/20-mine.yaml", 100) == b"mine\n"
+    assert files.kind("/etc/falco/rules.d/10-shipped.yaml") == "file"
+    assert files.kind("/etc/falco/rules.d") == "dir"
+    assert files.kind("/etc/falco/none.yaml") is None
+    assert (root / "etc/falco/falco.yaml").read_text() == "learner's\n"

@@ -6,7 +6,7 @@ hand, so no backend runs here); answer_file's are tests/grading/cases/answer_fil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,13 @@ from lab.evidence import (
     FalcoRule,
     FalcoRulesFile,
     FalcoSuppressed,
+    FalcoUpgrade,
     FileFact,
 )
 from lab.grading.checks import Context, parse_params
+from lab.grading.checks.falco import describe_step
 from lab.scenarios.loader import load_scenario
-from lab.scenarios.model import Check
+from lab.scenarios.model import AttackStep, Check, Scenario
 from lab.schema import load
 
 HERE = Path(__file__).parent
@@ -47,8 +49,8 @@ class Files:
         return self.facts.get((node, path), FileFact(exists=False))
 
 
-def evidence(case: dict[str, Any]) -> FalcoEvidence:
-    worker = FalcoNode(
+def worker_falco(case: dict[str, Any]) -> FalcoNode:
+    return FalcoNode(
         node="worker",
         running=case.get("running", True),
         error=case.get("error"),
@@ -61,9 +63,12 @@ def evidence(case: dict[str, Any]) -> FalcoEvidence:
             for f in case.get("rules_files", [])
         ],
     )
+
+
+def evidence(case: dict[str, Any]) -> FalcoEvidence:
     controlplane = FalcoNode(node="controlplane", running=False, installed=False, error="none")
-    return FalcoEvidence(
-        nodes={"worker": worker, "controlplane": controlplane},
+    ev = FalcoEvidence(
+        nodes={"worker": worker_falco(case), "controlplane": controlplane},
         step_nodes={s: "worker" for s in POD_STEPS},
         alerts={k: list(v) for k, v in case.get("alerts", {}).items()},
         suppressed={
@@ -71,17 +76,33 @@ def evidence(case: dict[str, Any]) -> FalcoEvidence:
         },
         events=case.get("events", {}),
     )
+    if "upgrade" in case:  # the fixture's step `upgrade`; `seen`: the steps after it
+        up = case["upgrade"]
+        restarted = worker_falco({**case, **up.get("falco", {})})
+        ev.upgrades["upgrade"] = FalcoUpgrade(
+            "upgrade", "worker", "falco", up.get("restored", ["/etc/falco/falco_rules.yaml"]),
+            up.get("changed", []), restarted,
+        )  # fmt: skip
+        ev.after_upgrade = {s: "upgrade" for s in up.get("seen", ["shell-after-upgrade"])}
+    return ev
 
 
-def run(check: dict[str, Any], ev: Evidence) -> Any:
+def scenario(case: dict[str, Any]) -> Scenario:
+    """The fixture, with the case's `secret` steps secret."""
+    secret = set(case.get("secret", []))
+    return replace(SCENARIO, attack=[replace(s, secret=s.id in secret) for s in SCENARIO.attack])
+
+
+def run(check: dict[str, Any], ev: Evidence, sc: Scenario = SCENARIO) -> Any:
     ctype, params = parse_params(load(Check, check))
-    return ctype.title(params), ctype.run(params, Context(SCENARIO, ev))
+    return ctype.title(params), ctype.run(params, Context(sc, ev))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_falco_check(case: dict[str, Any]) -> None:
-    ev = Evidence("r", "test", falco=evidence(case))
-    title, outcome = run(case["check"], ev)
+    files = Files({("worker", k): FileFact(True, v) for k, v in case.get("files", {}).items()})
+    ev = Evidence("r", "test", falco=evidence(case), files=files)
+    title, outcome = run(case["check"], ev, scenario(case))
     text = outcome.explanation
     assert outcome.passed is case["passed"], f"{title}: {text}"
     for words in case.get("says", []):
@@ -158,3 +179,22 @@ def test_answer_file(case: dict[str, Any]) -> None:
     expected = check["value"] if isinstance(check["value"], str) else check["value"][0]
     if not case["passed"]:
         assert f"'{expected}'" not in outcome.explanation  # never gives the answer away
+
+
+@pytest.mark.parametrize(
+    ("command", "typed"),
+    [
+        (["bash"], "bash"),
+        (["sh", "-c", "nginx -t"], "sh -c 'nginx -t'"),
+        (["cat", "/etc/my file"], "cat '/etc/my file'"),
+        # a single quote inside: double quotes, as a person types it
+        (["sh", "-c", "echo '* * *' > /etc/cron.d/x"], "sh -c \"echo '* * *' > /etc/cron.d/x\""),
+        # ... unless double quotes would expand or need escapes: shlex's quoting
+        (["sh", "-c", "echo \"it's\""], "sh -c 'echo \"it'\"'\"'s\"'"),
+        (["sh", "-c", "echo $HOME's"], "sh -c 'echo $HOME'\"'\"'s'"),
+    ],
+)
+def test_exec_steps_are_quoted_as_typed_in_a_shell(command: list[str], typed: str) -> None:
+    exec_ = {"namespace": "n", "pod": "p", "command": command}
+    step = load(AttackStep, {"id": "s", "description": "d", "exec": exec_})
+    assert describe_step(step, "s") == f"`kubectl exec p -n n -- {typed}`"

@@ -11,6 +11,7 @@ the reference have an empty `fails`.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,9 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
     controlplane:
       /opt/course/falco/devmem-deployment.txt: "shop/cache-warmer\n"
   fails:
-    - check: {type: falco_no_alert, step: exporter-reads-meminfo}
+    - check: {type: falco_no_alert, step: memory-stats-read}
       says: ["rule 'Read dev mem' fired", "node-exporter", "make the rule's condition exclude it"]
-    - check: {type: falco_no_alert, step: report-reads-cgroup}
+    - check: {type: falco_no_alert, step: memory-limit-read}
       says: ["rule 'Read dev mem' fired", "memory.max"]
 
 - name: spaces instead of commas in the output, and the pod instead of its Deployment
@@ -203,6 +204,10 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
       says: ["Falco did not start"]
     - check: {type: falco_no_alert, step: config-test}
       says: ["cannot tell whether"]
+    - check: {type: falco_output_format, step: frontend-shell-after-upgrade}
+      says: ["Falco did not start"]
+    - check: {type: falco_alert, step: frontend-shell-after-upgrade}
+      says: ["Falco did not start"]
 
 - name: the deprecated append key cannot change an output
   scenario: falco-override-output
@@ -223,6 +228,10 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
       says: ["Falco did not start"]
     - check: {type: falco_no_alert, step: config-test}
       says: ["cannot tell whether"]
+    - check: {type: falco_output_format, step: frontend-shell-after-upgrade}
+      says: ["Falco did not start"]
+    - check: {type: falco_alert, step: frontend-shell-after-upgrade}
+      says: ["Falco did not start"]
 
 - name: a full redefinition changes the priority and the condition too
   scenario: falco-override-output
@@ -237,14 +246,14 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
   fails:
     - check: {type: falco_alert, step: frontend-shell}
       says: ["its priority is Warning; the task wants Notice"]
+    - check: {type: falco_alert, step: frontend-shell-after-upgrade}
+      says: ["its priority is Warning; the task wants Notice"]
     - check: {type: falco_no_alert, step: config-test}
-      says: ["rule 'Terminal shell in container' fired", "sh -c 'nginx -t'"]
+      says: ["rule 'Terminal shell in container' fired",
+             "`kubectl exec frontend-7c9d8f6b5-2xk4m -n prod -c nginx -- sh -c 'nginx -t'`"]
 
 - name: output appended to instead of replaced keeps the old sentence in front
   scenario: falco-override-output
-  xfail: >
-    falco_format.compare_format does not compare %evt.time's value, so a leading
-    %evt.time swallows any text before it
   write:
     worker:
       /etc/falco/falco_rules.local.yaml: |
@@ -253,23 +262,55 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
           override: {output: append}
   fails:
     - check: {type: falco_output_format, step: frontend-shell}
-      says: ["A shell was spawned"]
+      says: ["writes 'A shell was spawned in a container with an attached terminal (user=root",
+             "before what the format writes", "override: {output: append}", "`replace` replaces it",
+             "it also prints %container.image.repository"]
     - check: {type: falco_output_format, step: toolbox-shell}
       says: ["A shell was spawned"]
+    - check: {type: falco_output_format, step: frontend-shell-after-upgrade}
+      says: ["A shell was spawned"]
 
+# A Falco upgrade (attack step falco-upgrade) puts the package's falco_rules.yaml back:
+# the change is gone for the shell after it.
 - name: falco_rules.yaml edited in place instead of overridden
   scenario: falco-override-output
-  xfail: >
-    no check can tell that the default file was edited: it needs a check that the
-    change survives an upgrade (falco_rules.yaml restored), or a file-unchanged check
   edit:
     worker:
       /etc/falco/falco_rules.yaml:
         - ["output: >\\n    A shell was spawned .*?k8s_pod=%k8s.pod.name\\)",
            "output: '%evt.time,%container.id,%container.name,%user.name'"]
   fails:
-    - check: {type: falco_output_format, step: frontend-shell}
-      says: ["falco_rules.yaml"]
+    - check: {type: falco_output_format, step: frontend-shell-after-upgrade}
+      says: ["after the falco package upgrade (attack step 'falco-upgrade') restored",
+             "/etc/falco/falco_rules.yaml, the alert", "writes 'A shell was spawned in a container",
+             "your change was made in /etc/falco/falco_rules.yaml, which upgrades overwrite:",
+             "put it in /etc/falco/falco_rules.local.yaml, with `override`"]
+
+- name: a macro added to falco_rules.yaml is gone after the upgrade, and Falco with it
+  scenario: falco-override-output
+  write:
+    worker:
+      /etc/falco/falco_rules.local.yaml: |
+        - rule: Terminal shell in container
+          output: "%evt.time,%container.id,%container.name,%user.name"
+          override: {output: replace}
+
+        - rule: Terminal shell in container
+          condition: and not lab_probe
+          override: {condition: append}
+  edit:
+    worker:
+      /etc/falco/falco_rules.yaml:
+        - ["\\Z", "\n- macro: lab_probe\n  condition: (proc.name = healthcheck)\n"]
+  fails:
+    - check: {type: falco_output_format, step: frontend-shell-after-upgrade}
+      says: ["Falco did not restart after the falco package upgrade (attack step 'falco-upgrade')",
+             "restored /etc/falco/falco_rules.yaml, so it saw nothing",
+             "your change was made in /etc/falco/falco_rules.yaml, which upgrades overwrite",
+             "Undefined macro 'lab_probe'",
+             "(the rule was changed in /etc/falco/falco_rules.local.yaml line 5)"]
+    - check: {type: falco_alert, step: frontend-shell-after-upgrade}
+      says: ["Falco did not restart"]
 
 # --- falco-etc-writes -------------------------------------------------------------
 - name: the default rule only switched on alerts on the reloader and other namespaces
@@ -317,9 +358,11 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
     - check: {type: falco_rules_load}
       # As in Falco, a compile error is located where the rule was first defined.
       says: ["/etc/falco/falco_rules.local.yaml is invalid", "rule 'Write below etc'",
-             "LOAD_ERR_COMPILE_CONDITION"]
+             "LOAD_ERR_COMPILE_CONDITION",
+             "(the rule was changed in /etc/falco/falco_rules.local.yaml line 1)"]
     - check: {type: falco_alert, step: cron-backdoor}
-      says: ["Falco did not start"]
+      says: ["Falco did not start",
+             "(the rule was changed in /etc/falco/falco_rules.local.yaml line 1)"]
     - check: {type: falco_alert, step: proxy-conf-drop}
       says: ["Falco did not start"]
     - check: {type: falco_no_alert, step: reloader-renders-conf}
@@ -438,13 +481,12 @@ def test_every_falco_scenario_has_rows() -> None:
     assert bundled == {c["scenario"] for c in CASES}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="falco checks name the step's pod (describe_step, _events): the untouched "
-    "check gives the answer of 'find the workload that reads /dev/mem' away",
-)
 def test_untouched_check_does_not_give_the_devmem_answer_away(tmp_path: Path) -> None:
+    """Which workload reads /dev/mem is the task: no check names a pod of the scenario,
+    in its title or its explanation, passed or failed (the benign steps' pods would
+    tell it by elimination)."""
     sc, result = _run({"scenario": "falco-find-devmem-reader"}, tmp_path)
-    report = render_text(result)
-    assert "cache-warmer-5f7d8c9b6" not in report, report
+    shown = render_text(result) + json.dumps(result.to_dict())
+    names = [p.name for p in sc.model.setup.pods] + ["cache-warmer", "node-exporter"]
+    names += [p.name.rsplit("-", 1)[0] for p in sc.model.setup.pods]  # ReplicaSets, Jobs
+    assert not [n for n in names if n in shown], shown

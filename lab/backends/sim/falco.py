@@ -5,6 +5,10 @@ Falco runs on every node (a DaemonSet); a pod's events reach the Falco of the no
 the pod runs on. What it prints (`kubectl logs` of its pod) goes to the workspace's
 `.lab/logs/falco-<node>.log`; file_output lands in the node tree, appended to as
 Falco does. A node without /etc/falco/falco.yaml has no Falco.
+
+A package_upgrade step puts the files it lists back to their setup content, for
+the node's Falco only and from that step on (the workspace keeps the learner's
+files), and restarts that Falco: the later steps are seen by the restarted one.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import posixpath
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from lab.backends.sim.falco_config import CONFIG_PATH, FalcoConfig, FalcoConfigError, parse_config
 from lab.backends.sim.falco_events import StepEvents, attack_events
+from lab.backends.sim.falco_files import FalcoFiles
 from lab.backends.sim.falco_output import (
     alert_line,
     alert_record,
@@ -29,10 +34,11 @@ from lab.backends.sim.falco_output import (
 )
 from lab.backends.sim.falco_rules import RULES_LIMIT, RulesetFacts, load_node_rules
 from lab.errors import LabError
-from lab.evidence import FalcoEvidence, FalcoNode, FalcoSuppressed
+from lab.evidence import FalcoEvidence, FalcoNode, FalcoSuppressed, FalcoUpgrade
 from lab.fsutil import atomic_write_bytes
 from lab.nodefs import NodePathError, NotRegularFile, read_regular, resolve_in_node
 from lab.scenarios.loader import LoadedScenario
+from lab.scenarios.model import AttackStep
 from lab.scenarios.traces import parse_trace
 from lab.workspace import Workspace
 
@@ -47,11 +53,11 @@ class NodeFalco:
     log: list[str] = field(default_factory=list)  # what it printed at start-up
 
 
-def start_falco(node: str, root: Path, now: datetime) -> NodeFalco:
-    """Start Falco on a node tree: read falco.yaml, then load the rules files it lists."""
+def start_falco(node: str, files: FalcoFiles, now: datetime) -> NodeFalco:
+    """Start Falco on a node's files: read falco.yaml, then load the rules files it lists."""
     status = FalcoNode(node=node, running=False, config_file=CONFIG_PATH)
     try:
-        raw = read_regular(resolve_in_node(root, CONFIG_PATH), RULES_LIMIT)
+        raw = files.read(CONFIG_PATH, RULES_LIMIT)
     except FileNotFoundError:
         status.error = f"Falco is not installed on node {node}: there is no {CONFIG_PATH}"
         status.installed = False
@@ -73,7 +79,7 @@ def start_falco(node: str, root: Path, now: datetime) -> NodeFalco:
         status.notes.append(
             "json_output is false in falco.yaml: Falco writes its alerts as text lines"
         )
-    facts = load_node_rules(root, cfg)
+    facts = load_node_rules(files, cfg)
     status.rules_files = facts.files
     status.notes += facts.notes
     status.rules = facts.rules
@@ -158,13 +164,22 @@ def _append_node_file(root: Path, node_path: str, text: str) -> str | None:
     return None
 
 
-def _write_outputs(
-    ws: Workspace, node: str, falco: NodeFalco, records: list[dict[str, Any]], now: datetime
-) -> None:
-    cfg = falco.config
-    lines = list(falco.log)
-    if cfg is not None and falco.status.running:
-        alert_lines = [alert_line(r, cfg) + "\n" for r in records]
+@dataclass
+class _Segment:
+    """One run of Falco on a node (start-up to restart) and the alerts it raised."""
+
+    falco: NodeFalco
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _write_outputs(ws: Workspace, node: str, segments: list[_Segment], now: datetime) -> None:
+    lines: list[str] = []
+    for seg in segments:
+        falco, cfg = seg.falco, seg.falco.config
+        lines += falco.log
+        if cfg is None or not falco.status.running:
+            continue
+        alert_lines = [alert_line(r, cfg) + "\n" for r in seg.records]
         if cfg.stdout_output:
             lines += [line.rstrip("\n") for line in alert_lines]
         if cfg.file_output and alert_lines:
@@ -186,31 +201,83 @@ def _traces(sc: LoadedScenario) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def _changed(root: Path, path: str, shipped: bytes) -> bool:
+    """Whether the node's file differs from what the package ships (missing: it does)."""
+    try:
+        return read_regular(resolve_in_node(root, path), len(shipped) + 1) != shipped
+    except (OSError, LabError):
+        return True
+
+
+def _upgrade(
+    sc: LoadedScenario, step: AttackStep, files: FalcoFiles, at: datetime
+) -> tuple[FalcoUpgrade, FalcoFiles, NodeFalco]:
+    """The package upgrade of a step: the files put back, and Falco restarted on them."""
+    up = step.package_upgrade
+    assert up is not None
+    shipped = {f.path: f for f in sc.model.setup.files if f.node == up.node}
+    restored = dict(files.restored)
+    changed = []
+    for path in up.restore:
+        content = sc.node_file_bytes(shipped[path])  # the validator checked it is there
+        restored[posixpath.normpath(path)] = content
+        if _changed(files.root, path, content):
+            changed.append(path)
+    files = FalcoFiles(files.root, restored)
+    falco = start_falco(up.node, files, at)
+    upgrade = FalcoUpgrade(step.id, up.node, up.package, list(up.restore), changed, falco.status)
+    return upgrade, files, falco
+
+
+def _run_node(
+    ws: Workspace,
+    sc: LoadedScenario,
+    node: str,
+    steps: dict[str, StepEvents],
+    now: datetime,
+    ev: FalcoEvidence,
+) -> None:
+    """Falco on one node through the attack, in step order; its outputs written."""
+    files = FalcoFiles(ws.node_root(node))
+    segments = [_Segment(start_falco(node, files, now))]
+    last_upgrade: str | None = None
+    for i, step in enumerate(sc.model.attack):
+        up = step.package_upgrade
+        if up is not None and up.node == node:
+            upgrade, files, falco = _upgrade(sc, step, files, now + timedelta(seconds=2 * i))
+            ev.upgrades[step.id] = upgrade
+            last_upgrade = step.id
+            segments.append(_Segment(falco))
+            continue
+        seen = steps.get(step.id)
+        if seen is None or seen.node != node:
+            continue
+        ev.step_nodes[step.id] = node
+        ev.events[step.id] = seen.events
+        if last_upgrade is not None:
+            ev.after_upgrade[step.id] = last_upgrade
+        seg = segments[-1]
+        if not seg.falco.status.running:
+            continue
+        raised, dropped = _alerts(seg.falco, seen.events, node)
+        ev.alerts[step.id] = raised
+        if dropped:
+            ev.suppressed[step.id] = dropped
+        seg.records += raised
+    installed = any(s.falco.status.installed for s in segments)
+    if installed or node in ev.step_nodes.values():
+        ev.nodes[node] = segments[0].falco.status
+    if installed:
+        _write_outputs(ws, node, segments, now)
+
+
 def run_falco(
     ws: Workspace, sc: LoadedScenario, run_id: str, now: datetime | None = None
 ) -> FalcoEvidence:
     """Start Falco on the nodes, replay the attack's node events through it, collect evidence."""
     now = now or datetime.now(UTC)
-    steps: list[StepEvents] = attack_events(sc.model, run_id, now, _traces(sc))
-    with_events = {s.node for s in steps}
+    steps = {s.step: s for s in attack_events(sc.model, run_id, now, _traces(sc))}
     ev = FalcoEvidence()
     for node in (n.name for n in sc.model.cluster.nodes):
-        falco = start_falco(node, ws.node_root(node), now)
-        installed = falco.status.installed
-        if not installed and node not in with_events:
-            continue
-        ev.nodes[node] = falco.status
-        records: list[dict[str, Any]] = []
-        for s in (s for s in steps if s.node == node):
-            ev.step_nodes[s.step] = node
-            ev.events[s.step] = s.events
-            if not falco.status.running:
-                continue
-            raised, dropped = _alerts(falco, s.events, node)
-            ev.alerts[s.step] = raised
-            if dropped:
-                ev.suppressed[s.step] = dropped
-            records += raised
-        if installed:
-            _write_outputs(ws, node, falco, records, now)
+        _run_node(ws, sc, node, steps, now, ev)
     return ev

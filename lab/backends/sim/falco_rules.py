@@ -8,16 +8,15 @@ stops at the first invalid file, and Falco then exits.
 from __future__ import annotations
 
 import fnmatch
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
 from lab.backends.sim.falco_config import FalcoConfig
-from lab.engines.falco.engine import PRIORITIES, Ruleset, load_rules
+from lab.backends.sim.falco_files import FalcoFiles
+from lab.engines.falco.engine import PRIORITIES, LoadResult, Ruleset, load_rules
 from lab.errors import LabError
 from lab.evidence import FalcoMessage, FalcoRule, FalcoRulesFile
-from lab.nodefs import NodePathError, read_regular, resolve_in_node
 
 RULES_LIMIT = 8 * 1024 * 1024  # the official ruleset is ~150 KB
 NO_RULES = (
@@ -51,25 +50,18 @@ def _is_yaml(path: str) -> bool:
     return fnmatch.fnmatchcase(path, "*.yaml") or fnmatch.fnmatchcase(path, "*.yml")
 
 
-def rules_file_paths(root: Path, entries: list[str]) -> tuple[list[str], list[str]]:
+def rules_file_paths(files: FalcoFiles, entries: list[str]) -> tuple[list[str], list[str]]:
     """The node paths of the files Falco loads for falco.yaml's entries, and notes."""
     paths: list[str] = []
     notes: list[str] = []
     for entry in entries:
         node_path = entry if entry.startswith("/") else "/" + entry
-        try:
-            real = resolve_in_node(root, node_path)
-        except NodePathError:
-            real = None
-        if real is None or not real.exists():
+        kind = files.kind(node_path)
+        if kind is None:
             notes.append(f"rules file {entry} (in falco.yaml) does not exist: Falco skips it")
             continue
-        if real.is_dir():
-            names = sorted(
-                f"{node_path.rstrip('/')}/{e.name}"
-                for e in os.scandir(real)
-                if _regular(root, f"{node_path.rstrip('/')}/{e.name}")
-            )
+        if kind == "dir":
+            names = [p for p in files.entries(node_path) if files.kind(p) == "file"]
             paths += [p for p in names if _is_yaml(p)]
             skipped = [p for p in names if not _is_yaml(p)]
         else:
@@ -79,16 +71,9 @@ def rules_file_paths(root: Path, entries: list[str]) -> tuple[list[str], list[st
     return paths, notes
 
 
-def _regular(root: Path, node_path: str) -> bool:
+def _read(files: FalcoFiles, node_path: str) -> str:
     try:
-        return resolve_in_node(root, node_path).is_file()
-    except NodePathError:
-        return False
-
-
-def _read(root: Path, node_path: str) -> str:
-    try:
-        raw = read_regular(resolve_in_node(root, node_path), RULES_LIMIT)
+        raw = files.read(node_path, RULES_LIMIT)
     except (OSError, LabError) as e:
         why = e.message if isinstance(e, LabError) else (e.strerror or str(e))
         raise LabError(f"Could not open file {node_path} for reading: {why}") from None
@@ -129,21 +114,29 @@ def rule_facts(ruleset: Ruleset) -> list[FalcoRule]:
     return out
 
 
-def load_node_rules(root: Path, cfg: FalcoConfig) -> RulesetFacts:
+@lru_cache(maxsize=16)
+def _load(
+    sources: tuple[tuple[str, str], ...], min_priority: str, rule_matching: Literal["first", "all"]
+) -> LoadResult:
+    """The engine's load, kept for the same files: every check starts Falco afresh (and
+    again after a package upgrade) on files that mostly did not change. A ruleset
+    only reads its rules, so one can serve several runs."""
+    return load_rules(sources, min_priority=min_priority, rule_matching=rule_matching)
+
+
+def load_node_rules(files: FalcoFiles, cfg: FalcoConfig) -> RulesetFacts:
     facts = RulesetFacts(min_priority=cfg.priority)
-    paths, facts.notes = rules_file_paths(root, cfg.rules_files)
+    paths, facts.notes = rules_file_paths(files, cfg.rules_files)
     if not paths:
         facts.error, facts.error_lines = NO_RULES, [NO_RULES]
         return facts
     try:
-        sources = [(p, _read(root, p)) for p in paths]
+        sources = [(p, _read(files, p)) for p in paths]
     except LabError as e:
         facts.files = [FalcoRulesFile(p, "Not loaded") for p in paths]
         facts.error, facts.error_lines = e.message, [e.message]
         return facts
-    result = load_rules(
-        sources, min_priority=cfg.priority.lower(), rule_matching=cfg.rule_matching
-    )
+    result = _load(tuple(sources), cfg.priority.lower(), cfg.rule_matching)
     failed: str | None = None
     for report in result.reports:
         if failed is not None:  # Falco stops at the first invalid file
@@ -165,7 +158,7 @@ def load_node_rules(root: Path, cfg: FalcoConfig) -> RulesetFacts:
         return facts
     facts.ruleset = result.ruleset
     if cfg.priority != "Debug" or cfg.rule_matching != "all":
-        facts.unfiltered = load_rules(sources, min_priority="debug", rule_matching="all").ruleset
+        facts.unfiltered = _load(tuple(sources), "debug", "all").ruleset
     # Rules below the minimum priority are in the unfiltered ruleset only.
     facts.rules = rule_facts(facts.unfiltered or result.ruleset)
     return facts

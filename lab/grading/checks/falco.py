@@ -5,15 +5,18 @@ the task asks for. They read only FalcoEvidence: which backend ran Falco is unkn
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from collections.abc import Iterable
 from typing import Any
 
-from lab.evidence import FalcoEvidence, FalcoNode, FalcoSuppressed
+from lab.errors import LabError
+from lab.evidence import FalcoEvidence, FalcoMessage, FalcoNode, FalcoRulesFile, FalcoSuppressed
 from lab.grading.checks.base import Context, Outcome, Params, register
 from lab.grading.checks.falco_format import compare_format
 from lab.scenarios.model import AttackStep
 from lab.schema import Loc, record
+from lab.yamlsafe import parse_all
 
 PRIORITY_NAMES = (
     "Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug",
@@ -35,9 +38,15 @@ def _falco(ctx: Context) -> FalcoEvidence:
 
 
 def describe_step(step: AttackStep | None, step_id: str) -> str:
-    """How a learner would have typed the step: `kubectl exec -it web -n payments -- bash`."""
+    """How a learner would have typed the step: `kubectl exec -it web -n payments -- bash`.
+
+    A secret step (finding out what it is is the task) is named by its id and
+    description only, never by its pod, namespace or container.
+    """
     if step is None:
         return f"attack step {step_id!r}"
+    if step.secret:
+        return f"attack step {step_id!r} ({step.description})"
     if step.exec is not None:
         ex = step.exec
         flags = " -it" if ex.tty else ""
@@ -51,17 +60,22 @@ def describe_step(step: AttackStep | None, step_id: str) -> str:
 
 
 def _quote(arg: str) -> str:
-    """An argument as a person would type it: double quotes read better than shlex's."""
+    """An argument as a person would type it in a shell: in single quotes, as shlex
+    quotes it; one that has a single quote itself in double quotes, when that needs
+    no escape (shlex's '"'"' is not what anyone types)."""
     plain = shlex.quote(arg)
-    if plain == arg or any(c in arg for c in '"$`\\'):
+    if "'" not in arg or any(c in arg for c in '"$`\\!'):
         return plain
     return f'"{arg}"'
 
 
-def _cause(node: FalcoNode) -> str:
+def _cause(ctx: Context, node: FalcoNode) -> str:
     if not node.installed:
         return str(node.error)  # "Falco is not installed on node ...: ..."
-    return f"Falco is not running on node {node.node}: {node.error}"
+    where = ""
+    for f in (f for f in node.rules_files if f.status == "Invalid"):
+        where = next((s for s in (_changed_at(ctx, node.node, f, m) for m in f.messages) if s), "")
+    return f"Falco is not running on node {node.node}: {node.error}{where}"
 
 
 def _step_falco(ctx: Context, step: str) -> tuple[FalcoEvidence, str, Outcome | None]:
@@ -72,7 +86,17 @@ def _step_falco(ctx: Context, step: str) -> tuple[FalcoEvidence, str, Outcome | 
     if node is None:
         return ev, what, Outcome(False, f"{what} happens in no pod: Falco sees no event of it")
     if not node.running:
-        return ev, what, Outcome(False, "Falco did not start, so it saw nothing", _cause(node))
+        up = ev.upgrade_before(step)
+        before_up = ev.nodes.get(up.node) if up is not None else None
+        if up is not None and before_up is not None and before_up.running:
+            _, after = _upgrade_context(ev, step)
+            lost = f" restored {', '.join(up.changed)}" if up.changed else ""
+            why = (
+                f"Falco did not restart after the {up.package} package upgrade "
+                f"(attack step {up.step!r}){lost}, so it saw nothing{after}"
+            )
+            return ev, what, Outcome(False, why, _cause(ctx, node))
+        return ev, what, Outcome(False, "Falco did not start, so it saw nothing", _cause(ctx, node))
     return ev, what, None
 
 
@@ -86,8 +110,11 @@ def _fired(alerts: list[dict[str, Any]], what: str = "it") -> str:
     return f"Falco raised {names} for {what}"
 
 
-def _events(ev: FalcoEvidence, step: str) -> str:
-    """A short account of the step's events, when the backend knows them."""
+def _events(ev: FalcoEvidence, step: str, secret: bool = False) -> str:
+    """A short account of the step's events, when the backend knows them; of a secret
+    step's, only what they did to which file (no process, user, container or pod)."""
+    if secret:
+        return _secret_events(ev, step)
     parts = []
     for e in ev.events.get(step, [])[:6]:
         etype, proc = e.get("evt.type"), e.get("proc.name")
@@ -112,6 +139,78 @@ def _events(ev: FalcoEvidence, step: str) -> str:
     )
 
 
+def _secret_events(ev: FalcoEvidence, step: str) -> str:
+    parts = []
+    for e in ev.events.get(step, [])[:6]:
+        etype = e.get("evt.type")
+        if etype in ("open", "openat", "openat2"):
+            parts.append(f"{etype} {e.get('fd.name')} {e.get('evt.arg.flags')}")
+        else:
+            parts.append(str(etype))
+    return f" (its events: {'; '.join(parts)})" if parts else ""
+
+
+def _is_secret(ctx: Context, step: str) -> bool:
+    s = ctx.scenario.step(step)
+    return s is not None and s.secret
+
+
+def _upgrade_context(ev: FalcoEvidence, step: str) -> tuple[str, str]:
+    """(what to say before, what to say after) an explanation of a step that a Falco
+    restarted by a package upgrade saw, when the upgrade undid a change of the learner."""
+    up = ev.upgrade_before(step)
+    if up is None or not up.changed:
+        return "", ""
+    lost = ", ".join(up.changed)
+    before = f"after the {up.package} package upgrade (attack step {up.step!r}) restored {lost}, "
+    rules = {f.path for n in (ev.nodes.get(up.node), up.falco) if n for f in n.rules_files}
+    keep = [p for p in rules if p not in up.restored]
+    if set(up.changed) <= rules:
+        where = min(keep, key=lambda p: (".local." not in p, p)) if keep else None
+        fix = (
+            f"put it in {where}, with `override` to change a default rule"
+            if where
+            else "put it in a rules file the package does not ship"
+        )
+    else:
+        fix = "make it in a file the package does not ship"
+    return before, f" — your change was made in {lost}, which upgrades overwrite: {fix}"
+
+
+_ITEM = re.compile(r"^(rule|macro|list) '(.*)'$", re.S)
+
+
+def _changed_at(ctx: Context, node: str, f: FalcoRulesFile, m: FalcoMessage) -> str:
+    """Where the invalid file changed the item an error is located at in another file.
+
+    Falco locates an error in an appended or overridden item where the item was first
+    defined (the default rules); the learner's change is in the file that failed.
+    """
+    item = _ITEM.match(m.item or "")
+    files = ctx.evidence.files
+    if item is None or m.file in (None, f.path) or files is None:
+        return ""
+    fact = files.read(node, f.path)
+    if fact.text is None:
+        return ""
+    try:
+        docs = parse_all(fact.text.encode(), f.path)
+    except LabError:
+        return ""
+    kind, name = item.groups()
+    for doc in docs:
+        entries = doc.data if isinstance(doc.data, list) else []
+        found = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get(kind) == name]
+        if found:
+            line = doc.line_of((found[-1],))
+            return f" (the {kind} was changed in {f.path} line {line})"
+    return ""
+
+
+def _load_errors(ctx: Context, n: FalcoNode, f: FalcoRulesFile) -> list[str]:
+    return [str(m) + _changed_at(ctx, n.node, f, m) for m in f.messages if m.severity == "error"]
+
+
 # --- falco_rules_load ------------------------------------------------------------
 
 
@@ -134,7 +233,7 @@ def falco_rules_load(p: RulesLoadParams, ctx: Context) -> Outcome:
         return Outcome(False, f"Falco is not installed {where} (no /etc/falco/falco.yaml)")
     down = [n for n in nodes if not n.running]
     if down:
-        return Outcome(False, "; ".join(_why_down(n) for n in down))
+        return Outcome(False, "; ".join(_why_down(ctx, n) for n in down))
     files = [f for n in nodes for f in n.rules_files]
     warned = [f.path for f in files if f.status != "Ok"]
     paths = ", ".join(dict.fromkeys(f.path for f in files))
@@ -142,12 +241,12 @@ def falco_rules_load(p: RulesLoadParams, ctx: Context) -> Outcome:
     return Outcome(True, f"Falco loaded {paths}{tail}")
 
 
-def _why_down(n: FalcoNode) -> str:
+def _why_down(ctx: Context, n: FalcoNode) -> str:
     invalid = [f for f in n.rules_files if f.status == "Invalid"]
     if not invalid:
         return f"Falco does not start on node {n.node}: {n.error}"
     f = invalid[0]
-    errors = [str(m) for m in f.messages if m.severity == "error"]
+    errors = _load_errors(ctx, n, f)
     return (
         f"{f.path} is invalid, so Falco on node {n.node} would not (re)start with it: "
         + "; ".join(errors or [str(n.error)])
@@ -253,17 +352,24 @@ def falco_alert(p: AlertParams, ctx: Context) -> Outcome:
     if candidates:
         a = min(candidates, key=lambda c: len(_mismatches(p, c)))  # the nearest miss
         why = "; ".join(_mismatches(p, a))
-        return Outcome(
-            False, f"Falco raised {a.get('rule')!r} for {what}, but {why}: {a.get('output')}"
+        return _failed(
+            ev, p.step, f"Falco raised {a.get('rule')!r} for {what}, but {why}: {a.get('output')}"
         )
     dropped = ev.suppressed.get(p.step, [])
+    secret = _is_secret(ctx, p.step)
     if p.rule is not None:
         why = _missing_rule(node, p.rule, dropped)
-        extra = _events(ev, p.step) if why.endswith("the step's events") else ""
-        return Outcome(False, f"{_fired(alerts, what)}; {why}{extra}")
+        extra = _events(ev, p.step, secret) if why.endswith("the step's events") else ""
+        return _failed(ev, p.step, f"{_fired(alerts, what)}; {why}{extra}")
     notes = [_dropped_text(d, node) for d in dropped]
-    tail = "; " + "; ".join(notes) if notes else _events(ev, p.step)
-    return Outcome(False, f"Falco raised no alert for {what}{tail}")
+    tail = "; " + "; ".join(notes) if notes else _events(ev, p.step, secret)
+    return _failed(ev, p.step, f"Falco raised no alert for {what}{tail}")
+
+
+def _failed(ev: FalcoEvidence, step: str, explanation: str) -> Outcome:
+    """A failure, told with the package upgrade that undid the learner's change, if any."""
+    before, after = _upgrade_context(ev, step)
+    return Outcome(False, f"{before}{explanation}{after}")
 
 
 def _dropped_text(d: FalcoSuppressed, node: FalcoNode) -> str:
@@ -302,8 +408,9 @@ def falco_no_alert(p: NoAlertParams, ctx: Context) -> Outcome:
         return Outcome(True, f"Falco raised no alert for {what}")
     a = alerts[0]
     more = f" (and {len(alerts) - 1} more alerts)" if len(alerts) > 1 else ""
-    return Outcome(
-        False,
+    return _failed(
+        ev,
+        p.step,
         f"rule {a.get('rule')!r} fired for {what}, which the task wants quiet{more}: "
         f"{a.get('output')} — make the rule's condition exclude it",
     )
@@ -333,7 +440,7 @@ def falco_output_format(p: FormatParams, ctx: Context) -> Outcome:
     alerts = [a for a in all_alerts if p.rule is None or a.get("rule") == p.rule]
     if not alerts:
         by = f" from rule {p.rule!r}" if p.rule else ""
-        return Outcome(False, f"no alert{by} for {what} to compare: {_fired(all_alerts)}")
+        return _failed(ev, p.step, f"no alert{by} for {what} to compare: {_fired(all_alerts)}")
     problems = []
     for a in alerts:
         problem = compare_format(a, p.format)
@@ -341,4 +448,4 @@ def falco_output_format(p: FormatParams, ctx: Context) -> Outcome:
             return Outcome(True, f"{a.get('rule')!r} writes {a.get('output')}")
         problems.append((a, problem))
     a, problem = problems[0]
-    return Outcome(False, f"the alert of rule {a.get('rule')!r} for {what} {problem}")
+    return _failed(ev, p.step, f"the alert of rule {a.get('rule')!r} for {what} {problem}")
