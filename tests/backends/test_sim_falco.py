@@ -125,6 +125,8 @@ def test_sim_falco(case: dict[str, Any], tmp_path: Path) -> None:
         assert node not in falco.nodes
     for node, text in exp.get("error", {}).items():
         assert text in (falco.nodes[node].error or ""), falco.nodes[node].error
+    for node in exp.get("no_notes", []):
+        assert falco.nodes[node].notes == [], falco.nodes[node].notes
     for node, notes in exp.get("notes", {}).items():
         for text in notes:
             assert any(text in n for n in falco.nodes[node].notes), falco.nodes[node].notes

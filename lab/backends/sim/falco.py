@@ -75,10 +75,6 @@ def start_falco(node: str, files: FalcoFiles, now: datetime) -> NodeFalco:
     status.rule_matching = cfg.rule_matching
     status.outputs = cfg.outputs
     status.notes = list(cfg.warnings)
-    if not cfg.json_output:
-        status.notes.append(
-            "json_output is false in falco.yaml: Falco writes its alerts as text lines"
-        )
     facts = load_node_rules(files, cfg)
     status.rules_files = facts.files
     status.notes += facts.notes

@@ -58,7 +58,9 @@ def rules_file_paths(files: FalcoFiles, entries: list[str]) -> tuple[list[str], 
         node_path = entry if entry.startswith("/") else "/" + entry
         kind = files.kind(node_path)
         if kind is None:
-            notes.append(f"rules file {entry} (in falco.yaml) does not exist: Falco skips it")
+            # A missing folder (the stock rules.d) is normal; a missing .yaml is likely a typo.
+            if _is_yaml(node_path):
+                notes.append(f"rules file {entry} (in falco.yaml) does not exist: Falco skips it")
             continue
         if kind == "dir":
             names = [p for p in files.entries(node_path) if files.kind(p) == "file"]
