@@ -166,6 +166,15 @@ class AppArmorProfileState:
     stale: bool = False  # the file changed since it was loaded: the kernel still has the old one
 
 
+@dataclass(frozen=True)
+class AppArmorBrokenFile:
+    """A profile file in /etc/apparmor.d that does not compile (so nothing of it can load)."""
+
+    file: str
+    error: str  # located, as apparmor_parser prints it
+    names: tuple[str, ...] = ()  # the profiles its text seems to define
+
+
 @dataclass
 class AppArmorNode:
     node: str
@@ -173,6 +182,7 @@ class AppArmorNode:
     loaded: list[AppArmorProfileState] = field(default_factory=list)
     # profiles the files in /etc/apparmor.d define, loaded or not: name -> file
     defined: dict[str, str] = field(default_factory=dict)
+    broken: list[AppArmorBrokenFile] = field(default_factory=list)
 
     def profile(self, name: str) -> AppArmorProfileState | None:
         return next((p for p in self.loaded if p.name == name), None)
@@ -224,6 +234,9 @@ class AppArmorAccess:
     profile: str | None = None  # the profile that decided; None: unconfined
     rules: tuple[AppArmorRule, ...] = ()
     reason: str = ""  # why, in words
+    # the program or path as the step wrote it, when AppArmor sees another one
+    # ("sh" run as /usr/bin/dash, /var/run/nginx.pid written as /run/nginx.pid)
+    written: str = ""
 
     @property
     def allowed(self) -> bool:

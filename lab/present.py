@@ -107,11 +107,18 @@ def solution_text(op: Opened, tasks: list[Task], applied: bool) -> str:
                 out += ["", f"node {f.node}: {f.path}", "```", *_text(new), "```"]
         if t.solution.commands:
             out += ["", "Commands:"] + [f"  {c}" for c in t.solution.commands]
+        if t.solution.node_exec:
+            out += ["", "On the nodes, in this lab (the exam's form in brackets):"]
+            for c in t.solution.node_exec:
+                out += [f"  cks-lab node exec {c.node} -- {c.command}",
+                        f"      (on the exam: ssh {c.node}, then {c.command})"]
         out.append("")
     if applied:
+        ran = any(t.solution.node_exec for t in tasks)
         out.append(
             "The solution files were written into the workspace (your files were backed up "
-            f"under {op.ws.lab_dir / 'backups'})."
+            f"under {op.ws.lab_dir / 'backups'})"
+            + (", and the node commands were run." if ran else ".")
         )
     return "\n".join(out).rstrip()
 

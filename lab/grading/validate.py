@@ -63,6 +63,12 @@ def validate_checks(sc: LoadedScenario) -> list[LabError]:
                         f"attack step {step_id!r} happens in no pod: Falco sees no event of it "
                         "(use an exec or workload step)"
                     )
+                elif check.type.startswith("apparmor_") and step.in_pod is None:
+                    problem = (
+                        f"attack step {step_id!r} happens in no pod: AppArmor confines the "
+                        "processes of a container, and this step runs none (use an exec or "
+                        "workload step)"
+                    )
                 if problem:
                     errors.append(
                         LabError(

@@ -159,3 +159,31 @@ def test_real_compiler_survives_non_utf8_profiles(tmp_path: Path) -> None:
     result = compile_real(path)
     assert result is not None and not result.ok
     assert result.errors
+
+
+@needs_real
+def test_given_include_folders_the_host_policy_does_not_fill_in(tmp_path: Path) -> None:
+    """With -I folders, an include they lack fails, as it does in the lab's own parser,
+    even when the host's /etc/apparmor.d has it; the ABI files are still the parser's."""
+    empty = tmp_path / "inc"
+    empty.mkdir()
+    path = tmp_path / "p.sd"
+    path.write_text("#include <tunables/global>\nprofile t {\n  /srv/** r,\n}\n")
+    result = compile_real(path, [empty])
+    assert result is not None and not result.ok
+    assert "Could not open 'tunables/global'" in result.message
+    assert "-b" in result.command
+    ok = compile_real(path, [BUNDLED_DIR])
+    assert ok is not None and ok.ok, ok.message
+    abi = tmp_path / "abi.sd"
+    abi.write_text("abi <abi/3.0>,\nprofile t {\n  /srv/** r,\n}\n")
+    with_abi = compile_real(abi, [empty])
+    assert with_abi is not None and with_abi.ok, with_abi.message
+
+
+def test_without_include_folders_the_base_is_the_parser_default(tmp_path: Path) -> None:
+    fake = _fake_parser(tmp_path, "exit 0\n")
+    result = compile_real(tmp_path / "p.sd", parser=fake)
+    assert result is not None and "-b" not in result.command
+    result = compile_real(tmp_path / "p.sd", [tmp_path], parser=fake)
+    assert result is not None and "-b" in result.command

@@ -210,3 +210,15 @@ def test_the_real_compiler_sees_a_copy_and_has_the_last_word(
                           "/etc/apparmor.d/k8s-deny-write at line 2: boom\n")
     assert len(seen) == 1 and {"tunables/global", "abstractions/base"} <= seen[0]
     assert loaded(ws, "worker") == []
+
+
+def test_solution_shows_node_commands_in_both_forms(tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+    cli("start", str(FIXTURE), "--workspace", ws, code=0)
+    out = cli("solution", "-w", ws, code=0)
+    assert ("  cks-lab node exec worker -- apparmor_parser -r /etc/apparmor.d/k8s-deny-write\n"
+            "      (on the exam: ssh worker, then apparmor_parser -r "
+            "/etc/apparmor.d/k8s-deny-write)\n") in out
+    assert "cks-lab node exec worker -- apparmor_parser -r /etc/apparmor.d/nginx" in out
+    out = cli("solution", "--apply", "-y", "-w", ws, code=0)
+    assert "and the node commands were run." in out

@@ -15,7 +15,12 @@ import yaml
 
 from lab import service
 from lab.backends.sim import SimBackend
-from lab.backends.sim.apparmor_access import file_paths, program_paths, rootfs
+from lab.backends.sim.apparmor_access import (
+    file_paths,
+    program_paths,
+    program_written,
+    rootfs,
+)
 from lab.evidence import AppArmorEvidence
 from lab.nodefs import resolve_in_node
 from lab.scenarios.loader import LoadedScenario, load_scenario
@@ -139,10 +144,57 @@ def test_rootfs_from_image(image: str, layout: str) -> None:
         ("curl", "alpine", ["/usr/bin/curl"]),
         ("sh", "busybox", ["/bin/sh"]),
         ("/usr/local/bin/app", "debian", ["/usr/local/bin/app"]),
+        ("sh", "plain", ["/bin/sh"]),
+        ("gunicorn", "plain", ["/usr/bin/gunicorn"]),
     ],
 )
 def test_program_paths(program: str, layout: str, paths: list[str]) -> None:
     assert program_paths(program, layout) == paths
+
+
+@pytest.mark.parametrize(
+    ("program", "layout", "written"),
+    [
+        ("sh", "debian", "sh"),  # dash, through the /usr/bin/sh link
+        ("/bin/sh", "debian", "/bin/sh"),
+        ("sh", "alpine", "sh"),  # busybox
+        ("curl", "debian", ""),  # found on PATH: nothing more to say
+        ("nginx", "debian", ""),
+        ("/usr/sbin/nginx", "debian", ""),
+        ("sh", "busybox", ""),  # a hard link: the kernel sees /bin/sh
+    ],
+)
+def test_the_program_as_written_is_kept_when_apparmor_sees_another(
+        program: str, layout: str, written: str) -> None:
+    assert program_written(program, program_paths(program, layout)[-1]) == written
+
+
+@pytest.mark.parametrize(
+    ("image", "command", "exe"),
+    [
+        ("busybox:1.28", "sh", "/bin/sh"),
+        ("alpine:3.20", "sh", "/bin/busybox"),
+        ("nginx:1.27", "sh", "/usr/bin/dash"),
+        ("nginx:1.27", "nginx", "/usr/sbin/nginx"),
+        ("registry.example.com/team/app:1", "sh", "/bin/sh"),
+    ],
+)
+def test_aa_status_shows_the_path_the_process_runs_from(
+        image: str, command: str, exe: str, tmp_path: Path, scenario: LoadedScenario) -> None:
+    """aa-status prints each confined process by its executable, symlinks resolved."""
+    from dataclasses import replace
+
+    from lab.backends.sim.apparmor import confined_processes
+
+    pods = list(scenario.model.setup.pods)
+    hello = pods[0]
+    c = replace(hello.containers[0], image=image, command=[command, "-c", "x"])
+    pods[0] = replace(hello, containers=[c])
+    model = replace(scenario.model, setup=replace(scenario.model.setup, pods=pods))
+    sc = LoadedScenario(model, scenario.root, scenario.doc)
+    ws = workspace(tmp_path, sc, solved=True)
+    procs = confined_processes(ws, sc, "worker")
+    assert [(p[0], p[2]) for p in procs][0] == (exe, "k8s-deny-write")
 
 
 def test_file_paths_follow_the_image_symlinks() -> None:

@@ -14,6 +14,7 @@ import yaml
 
 from lab.evidence import (
     AppArmorAccess,
+    AppArmorBrokenFile,
     AppArmorContainer,
     AppArmorEvidence,
     AppArmorNode,
@@ -42,6 +43,8 @@ def evidence(data: dict[str, Any]) -> AppArmorEvidence:
             node.get("enabled", True),
             [AppArmorProfileState(**p) for p in node.get("loaded", [])],
             dict(node.get("defined", {})),
+            [AppArmorBrokenFile(b["file"], b["error"], tuple(b.get("names", ())))
+             for b in node.get("broken", [])],
         )
     ev.containers = [AppArmorContainer(**c) for c in data.get("containers", [])]
     for step, st in (data.get("steps") or {}).items():

@@ -165,9 +165,6 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
 
 - name: the profile file's path as localhostProfile
   scenario: apparmor-deny-write
-  xfail: >
-    the file-name trap is explained for localhostProfile FILE-NAME only, not for the
-    file's full path /etc/apparmor.d/FILE-NAME
   write:
     worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
   edit:
@@ -178,7 +175,9 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
   fails:
     - check: {type: apparmor_pod_confined}
       says: ["apparmor profile not found /etc/apparmor.d/k8s-deny-write",
-             "the profile it defines is named k8s-deny-write"]
+             "the profile it defines is named k8s-deny-write",
+             "containerd looks for a loaded profile named exactly /etc/apparmor.d/k8s-deny-write",
+             "set localhostProfile: k8s-deny-write"]
     - check: {type: apparmor_denied, step: touch-tmp}
       says: ["could not run"]
     - check: {type: apparmor_denied, step: backdoor-user}
@@ -204,7 +203,8 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
   fails:
     - check: {type: apparmor_pod_confined}
       says: ["containerd's default profile cri-containerd.apparmor.d",
-             "the task wants profile k8s-deny-write"]
+             "the task wants profile k8s-deny-write: set securityContext.appArmorProfile",
+             "to type Localhost, localhostProfile k8s-deny-write"]
     - check: {type: apparmor_denied, step: touch-tmp}
       says: ["write of /tmp/test was ALLOWED", "containerd's default profile"]
     - check: {type: apparmor_denied, step: backdoor-user}
@@ -227,11 +227,10 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
     worker: {/etc/apparmor.d/k8s-deny-write: "@deny_write"}
   fails:
     - check: {type: apparmor_denied, step: backdoor-user}
-      says: ["write of /etc/passwd was ALLOWED", "changed after it was loaded"]
-  xfail: >
-    apparmor_denied names the rules of the version the kernel holds, but not that the
-    file on the node has changed since (apparmor_profile_loaded and
-    apparmor_pod_confined pass with that note, which the learner sees only on a pass)
+      says: ["write of /etc/passwd was ALLOWED: line 4 `file,` allows write",
+             "`file,` allows write — in the profile as you loaded it;",
+             "/etc/apparmor.d/k8s-deny-write has changed since: reload it",
+             "apparmor_parser -r /etc/apparmor.d/k8s-deny-write"]
 
 - name: right too - the deprecated annotation instead of the field
   scenario: apparmor-deny-write
@@ -347,9 +346,6 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
 
 - name: loaded in complain mode
   scenario: apparmor-load-profile
-  xfail: >
-    apparmor_kernel.compiled() rebuilds a profile loaded with `apparmor_parser -C` from
-    its text, without the complain mode, so its accesses are decided in enforce mode
   edit: *frontend_fixed
   run: [[worker, apparmor_parser -C -r /etc/apparmor.d/usr.sbin.nginx]]
   fails:
@@ -415,9 +411,13 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
   run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
   fails:
     - check: {type: apparmor_denied, step: rce-sh}
-      says: ["exec of /usr/bin/dash (/bin/sh", "was ALLOWED", "`file,` allows exec"]
+      says: ["exec of /usr/bin/dash (the step ran /bin/sh;",
+             "(the step ran /bin/sh; in this image AppArmor sees /usr/bin/dash)",
+             "was ALLOWED", "`file,` allows exec", "exec of /usr/bin/curl was ALLOWED"]
     - check: {type: apparmor_denied, step: rce-bash}
-      says: ["exec of /usr/bin/bash (/bin/bash", "was ALLOWED"]
+      says: ["exec of /usr/bin/bash (the step ran /bin/bash;",
+             "(the step ran /bin/bash; in this image AppArmor sees /usr/bin/bash)",
+             "was ALLOWED"]
     - check: {type: apparmor_allowed, step: nginx-starts}
       says: ["write of /run/nginx.pid", "was DENIED", "`deny /** w,` denies write",
              "deny rules always win"]
@@ -444,7 +444,9 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
   run: [[worker, apparmor_parser -r /etc/apparmor.d/nginx-hardened]]
   fails:
     - check: {type: apparmor_allowed, step: nginx-starts}
-      says: ["/run/nginx.pid", "was DENIED", "/var/run/nginx.pid"]
+      says: ["write of /run/nginx.pid (the step wrote /var/run/nginx.pid;",
+             "(the step wrote /var/run/nginx.pid; in this image AppArmor sees /run/nginx.pid)",
+             "/run/nginx.pid) was DENIED"]
 
 - name: a deny list that forgets /tmp
   scenario: apparmor-nginx-hardening
@@ -480,10 +482,6 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
 
 - name: a missing comma, so apparmor_parser loads nothing
   scenario: apparmor-nginx-hardening
-  xfail: >
-    a profile file in /etc/apparmor.d that does not compile is left out of the node's
-    `defined` profiles, so the checks say no such profile is "defined in its
-    /etc/apparmor.d" instead of naming the file and its compile error
   base: solved
   write:
     worker:
@@ -504,9 +502,11 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
   fails:
     - check: {type: apparmor_profile_loaded}
       says: ["profile nginx-hardened is not loaded on node worker",
-             "/etc/apparmor.d/nginx-hardened"]
+             "/etc/apparmor.d/nginx-hardened on node worker would define it,",
+             "would define it, but it does not compile",
+             "at line 12: syntax error, unexpected TOK_CLOSE, expecting TOK_END_OF_RULE"]
     - check: {type: apparmor_pod_confined}
-      says: ["apparmor profile not found nginx-hardened"]
+      says: ["apparmor profile not found nginx-hardened", "does not compile"]
     - check: {type: apparmor_denied, step: rce-sh}
       says: ["could not run"]
     - check: {type: apparmor_denied, step: rce-bash}
@@ -817,3 +817,28 @@ def test_learner_answer(case: dict[str, Any], tmp_path: Path) -> None:
 def test_every_apparmor_scenario_has_rows() -> None:
     bundled = {p.name for p in bundled_scenarios_dir().glob("apparmor-*") if p.is_dir()}
     assert bundled == {c["scenario"] for c in CASES}
+
+
+def test_apparmor_checks_on_a_step_in_no_pod_are_refused(tmp_path: Path) -> None:
+    """An api step runs no process in a container: nothing there for AppArmor to decide."""
+    import shutil
+
+    from lab.grading.validate import validate_checks
+
+    fixture = Path(__file__).parent / "fixtures" / "apparmor-lab"
+    folder = tmp_path / "apparmor-lab"
+    shutil.copytree(fixture, folder)
+    text = (folder / "scenario.yaml").read_text()
+    api_step = ("attack:\n  - id: list-secrets\n    description: a user lists Secrets\n"
+                "    api: {user: jane, verb: list, resource: secrets, namespace: default}\n")
+    text = text.replace("attack:\n", api_step, 1)
+    text = text.replace("        step: read-hostname\n", "        step: list-secrets\n", 1)
+    (folder / "scenario.yaml").write_text(text)
+    errors = validate_checks(load_scenario(folder))
+    assert [(e.item, e.message) for e in errors] == [(
+        "tasks[0].checks[3].step",
+        "attack step 'list-secrets' happens in no pod: AppArmor confines the processes of a "
+        "container, and this step runs none (use an exec or workload step)")]
+    lines = text.splitlines()
+    assert errors[0].file == str(folder / "scenario.yaml")
+    assert errors[0].line is not None and "step: list-secrets" in lines[errors[0].line - 1]

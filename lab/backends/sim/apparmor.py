@@ -22,6 +22,7 @@ from lab.engines.apparmor.includes import skipped
 from lab.engines.apparmor.model import Profile
 from lab.evidence import (
     AppArmorAccess,
+    AppArmorBrokenFile,
     AppArmorEvidence,
     AppArmorNode,
     AppArmorProfileState,
@@ -49,29 +50,39 @@ def _node_state(ws: Workspace, node: Node, loaded: list[LoadedProfile]) -> AppAr
                 texts[lp.file] = None
         state.loaded.append(AppArmorProfileState(lp.name, lp.mode, lp.file,
                                                  stale=texts[lp.file] != lp.text))
-    state.defined = _defined(root)
+    state.defined, state.broken = _defined(root)
     return state
 
 
-def _defined(root: Path) -> dict[str, str]:
-    """Profile name -> file, for the files directly in the node's /etc/apparmor.d."""
+def _defined(root: Path) -> tuple[dict[str, str], list[AppArmorBrokenFile]]:
+    """Profile name -> file, for the files directly in the node's /etc/apparmor.d; and the
+    files there that do not compile, with their error (apparmor_parser loads nothing of them)."""
     try:
         folder = resolve_in_node(root, PROFILE_DIR)
     except NodePathError:
-        return {}
+        return {}, []
     if not folder.is_dir():
-        return {}
+        return {}, []
     out: dict[str, str] = {}
+    broken: list[AppArmorBrokenFile] = []
     files = sorted(p for p in folder.iterdir() if p.is_file() and not skipped(p.name))
     for p in files[:MAX_DEFINED_FILES]:
         node_path = f"{PROFILE_DIR}/{p.name}"
         try:
             parsed = kernel.parse_node_profile(root, node_path)
-        except (OSError, ProfileError):
+        except ProfileError as err:
+            try:
+                text = kernel.read_node_profile(root, node_path)[1]
+            except (OSError, ProfileError):
+                text = ""
+            broken.append(AppArmorBrokenFile(node_path, kernel.located(err, node_path),
+                                             kernel.profile_names_in(text)))
+            continue
+        except OSError:
             continue
         for name in parsed.profiles.names():
             out.setdefault(name, node_path)
-    return out
+    return out, broken
 
 
 def _lookup(loaded: list[LoadedProfile]) -> dict[str, LoadedProfile]:
@@ -104,7 +115,7 @@ def _step_accesses(step: AttackStep, rc: RunningContainer,
     sa.files_and_more(actor, step)
     return [
         AppArmorAccess(o.access, o.verdict, o.by, o.aliases, o.profile,
-                       tuple(AppArmorRule(*r) for r in o.rules), o.reason)
+                       tuple(AppArmorRule(*r) for r in o.rules), o.reason, o.written)
         for o in sa.outcomes
     ]
 

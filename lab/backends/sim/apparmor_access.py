@@ -75,8 +75,9 @@ def program_paths(program: str, layout: str) -> list[str]:
     sbin = "sbin" if name in SBIN else "bin"
     if "/" in program:
         typed = posixpath.normpath(program if program.startswith("/") else "/" + program)
-    elif layout in ("alpine", "busybox") and name in BUSYBOX_APPLETS or layout == "busybox":
-        typed = f"/bin/{name}"
+    elif (layout in ("alpine", "busybox") and name in BUSYBOX_APPLETS or layout == "busybox"
+          or layout == "plain" and name in SHELLS):
+        typed = f"/bin/{name}"  # an image of unknown layout still has its shell in /bin
     else:
         typed = f"/usr/{sbin}/{name}"
     seen = typed
@@ -93,6 +94,17 @@ def program_paths(program: str, layout: str) -> list[str]:
             f"/bin/{name}", f"/usr/bin/{name}", f"/sbin/{name}", f"/usr/sbin/{name}"):
         seen = "/bin/busybox"
     return [p for p in dict.fromkeys(aliases) if p != seen] + [seen]
+
+
+def program_written(program: str, seen: str) -> str:
+    """The program as the step wrote it, when that is worth showing beside the path
+    AppArmor sees: a path that resolves elsewhere (`/bin/sh` -> /usr/bin/dash), or a bare
+    name that is another program's link (`sh` -> /bin/busybox); not a plain PATH lookup
+    (`curl` -> /usr/bin/curl)."""
+    if "/" in program:
+        typed = posixpath.normpath(program if program.startswith("/") else "/" + program)
+        return typed if typed != seen else ""
+    return program if posixpath.basename(seen) != program else ""
 
 
 def file_paths(path: str, layout: str) -> list[str]:
@@ -139,6 +151,7 @@ class Outcome:
     profile: str | None
     rules: tuple[tuple[int, str, str, str], ...] = ()
     reason: str = ""
+    written: str = ""  # the program or path as the step wrote it, when the kernel sees another
 
 
 # How an exec transition finds the profile the new process runs under.
@@ -156,24 +169,25 @@ class StepAccesses:
     outcomes: list[Outcome] = field(default_factory=list)
 
     def _decide(self, prof: Profile | None, access: Access, aliases: tuple[str, ...],
-                by: str) -> tuple[str, Decision | None]:
+                by: str, written: str = "") -> tuple[str, Decision | None]:
         if prof is None:
             self.outcomes.append(Outcome(access.text, aliases, by, "ALLOWED", None,
-                                         reason="the process is not confined by AppArmor"))
+                                         reason="the process is not confined by AppArmor",
+                                         written=written))
             return "ALLOWED", None
         d = decide(prof, access)
         verdict = {"ALLOW": "ALLOWED", "DENY": "DENIED", "COMPLAIN": "COMPLAIN"}[d.verdict]
         rules = tuple((r.line, r.text, r.role, r.file) for r in d.rules)
         self.outcomes.append(Outcome(access.text, aliases, by, verdict, prof.full_name, rules,
-                                     d.reason))
+                                     d.reason, written))
         return verdict, d
 
     def _skip(self, access: str, aliases: tuple[str, ...], proc: Proc, why: str,
-              by: str | None = None) -> None:
+              by: str | None = None, written: str = "") -> None:
         """An access that never happened because its process never ran (counts as denied)."""
         self.outcomes.append(Outcome(access, aliases, by or proc.cmdline, "DENIED",
                                      proc.profile.full_name if proc.profile else None,
-                                     reason=why))
+                                     reason=why, written=written))
 
     def spawn(self, commands: list[str], first_parent: Proc, first_is_entry: bool) -> Proc:
         """Start the step's processes; returns the last (the actor)."""
@@ -192,12 +206,13 @@ class StepAccesses:
         paths = program_paths(argv[0], self.layout)
         seen = paths[-1]
         aliases = tuple(f"x {p}" for p in paths[:-1])
+        written = program_written(argv[0], seen)
         access = parse_access(f"x {seen}", owner=self.uid == 0)
         if not parent.ran:
             self._skip(access.text, aliases, parent,
-                       f"not tried: `{parent.cmdline}` never ran")
+                       f"not tried: `{parent.cmdline}` never ran", written=written)
             return Proc(argv, parent, parent.profile, ran=False)
-        verdict, d = self._decide(parent.profile, access, aliases, parent.cmdline)
+        verdict, d = self._decide(parent.profile, access, aliases, parent.cmdline, written)
         if verdict == "DENIED" or parent.profile is None or d is None:
             return Proc(argv, parent, parent.profile, ran=verdict != "DENIED")
         mode = (d.exec_mode or "ix").lower()  # complain mode without a rule: inherit
@@ -206,7 +221,7 @@ class StepAccesses:
             # the kernel finds no profile to run the program under: the exec fails
             last = self.outcomes.pop()
             self.outcomes.append(Outcome(last.access, last.aliases, last.by, "DENIED",
-                                         last.profile, last.rules, missing))
+                                         last.profile, last.rules, missing, last.written))
             return Proc(argv, parent, parent.profile, ran=False)
         return Proc(argv, parent, prof, ran=True)
 
@@ -243,35 +258,37 @@ class StepAccesses:
 
     def files_and_more(self, actor: Proc, step: AttackStep) -> None:
         eff = step.effects
-        # (access, what the step wrote, a note on why it happens)
-        requests: list[tuple[str, tuple[str, ...], str]] = []
+        # (access, what the step wrote, a note on why it happens, the path as written)
+        requests: list[tuple[str, tuple[str, ...], str, str]] = []
         for perm, paths in (("r", eff.reads), ("w", eff.writes)):
             for path in paths:
-                *written, seen = file_paths(path, self.layout)
-                requests.append((f"{perm} {seen}", tuple(f"{perm} {w}" for w in written), ""))
+                *as_written, seen = file_paths(path, self.layout)
+                requests.append((f"{perm} {seen}", tuple(f"{perm} {w}" for w in as_written),
+                                 "", as_written[0] if as_written else ""))
         for target in eff.connects:
             host, _ = split_host_port(target) or ("", 0)
             family = "inet6" if ":" in host else "inet"
             if host and not _is_ip(host):
-                requests.append(("network inet dgram", (), f"DNS lookup of {host}"))
-            requests.append((f"network {family} stream", (), f"connect to {target}"))
+                requests.append(("network inet dgram", (), f"DNS lookup of {host}", ""))
+            requests.append((f"network {family} stream", (), f"connect to {target}", ""))
         for sock in eff.sockets:
             fam, kind = socket_words(sock) or ("inet", "stream")
-            requests.append((f"network {fam} {kind}", (f"network {sock}",), f"socket {sock}"))
+            requests.append((f"network {fam} {kind}", (f"network {sock}",), f"socket {sock}",
+                             ""))
             if kind == "raw" or fam == "packet":
-                requests.append(("capability net_raw", (), f"socket {sock}"))
+                requests.append(("capability net_raw", (), f"socket {sock}", ""))
         for cap in eff.capabilities:
             name = capability_name(cap)
             if name:
-                requests.append((f"capability {name.lower()}", (), ""))
-        for text, aliases, note in requests:
+                requests.append((f"capability {name.lower()}", (), "", ""))
+        for text, aliases, note, written in requests:
             access = parse_access(text, owner=self._owner(text))
             by = f"{actor.cmdline} ({note})" if note else actor.cmdline
             if not actor.ran:
                 self._skip(access.text, aliases, actor,
-                           f"not tried: the exec of `{actor.cmdline}` was denied", by)
+                           f"not tried: the exec of `{actor.cmdline}` was denied", by, written)
                 continue
-            self._decide(actor.profile, access, aliases, by)
+            self._decide(actor.profile, access, aliases, by, written)
 
     def _owner(self, text: str) -> bool | None:
         """Whether the task owns the file an access is about (None: not a file)."""

@@ -20,7 +20,6 @@ from lab.backends.sim.apparmor_kernel import LoadedProfile, ParsedFile
 from lab.engines.apparmor import ProfileError, compile_real
 from lab.engines.apparmor.includes import skipped
 from lab.engines.apparmor.podspec import RUNTIME_DEFAULT_PROFILE
-from lab.errors import LabError
 from lab.nodefs import NodePathError, normalize_node_path, resolve_in_node
 from lab.scenarios.loader import LoadedScenario
 from lab.workspace import Workspace, now_iso
@@ -186,7 +185,7 @@ class ParserRun:
         except ProfileError as err:
             if err.file == node_path:
                 err.file = shown
-            self._fail(1, _located(err, shown))
+            self._fail(1, kernel.located(err, shown))
             return
         if self._real_errors(parsed, shown):
             return
@@ -221,7 +220,7 @@ class ParserRun:
                 return False
             for err in real.errors:
                 err.file = _shown_file(err.file, main, shown, inc, tree)
-                self._fail(1, _located(err, shown))
+                self._fail(1, kernel.located(err, shown))
         return True
 
     def _apply(self, parsed: ParsedFile, loads_kernel: bool) -> None:
@@ -274,14 +273,6 @@ def _shown_file(file: str | None, main: Path, shown: str, inc: Path, tree: Path)
         except ValueError:
             continue
     return file
-
-
-def _located(err: LabError, shown: str) -> str:
-    """An error as apparmor_parser prints it."""
-    if err.line is None:
-        return err.message
-    return (f"AppArmor parser error for {shown} in profile {err.file or shown} at line "
-            f"{err.line}: {err.message}")
 
 
 # --- aa-status -------------------------------------------------------------------------------

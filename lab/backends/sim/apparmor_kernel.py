@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -197,6 +198,27 @@ def parse_node_profile(node_root: Path, node_path: str,
         raise ProfileError("the profile nests blocks, conditions or variables too deeply",
                            file=node_path) from None
     return ParsedFile(node_path, host, text, pset, resolver.seen)
+
+
+def located(err: ProfileError, shown: str) -> str:
+    """An error as apparmor_parser prints it (`shown`: the file as it was named)."""
+    if err.line is None:
+        return err.message
+    return (f"AppArmor parser error for {shown} in profile {err.file or shown} at line "
+            f"{err.line}: {err.message}")
+
+
+# `profile NAME ...{` or a profile named by its path (`/usr/sbin/nginx flags=(...) {`)
+_PROFILE_HEAD = re.compile(
+    r'^[ \t]*(?:profile[ \t]+("[^"\n]+"|[^\s{]+)|("/[^"\n]+"|/[^\s{]*)[ \t]*(?:flags|xattrs|\{))',
+    re.M)
+
+
+def profile_names_in(text: str) -> tuple[str, ...]:
+    """The profiles a file's text seems to define, read without parsing it (for a file
+    that does not compile, to say which profiles it would have loaded)."""
+    names = (a or b for a, b in _PROFILE_HEAD.findall(text))
+    return tuple(dict.fromkeys(n.strip('"') for n in names))
 
 
 def snapshot_size(parsed: ParsedFile) -> int:

@@ -66,8 +66,8 @@ def parse_profile_text(text: str, *, name: str = "<profile>",
     """Parse and check a profile file's text; raises ProfileError with file and line.
 
     `include_path` is searched for `<...>` includes (default: the lab's own copies);
-    `base_dir` resolves relative `"..."` includes; `root` maps absolute `"/..."` ones
-    into a node tree.
+    `base_dir` resolves relative `"..."` includes; `root` is a node tree the includes
+    found in it are confined to (absolute `"/..."` includes and symlinks are the node's).
     """
     if len(text) > MAX_INCLUDE_BYTES:
         raise ProfileError(

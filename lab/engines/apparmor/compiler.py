@@ -13,6 +13,12 @@ file its own package ships for ABI 3.0 (`/etc/apparmor.d/abi/3.0`) is passed wit
 
 Its "AppArmor parser error for FILE in profile X at line N: MSG" lines become located
 ProfileErrors (X is the file the error is in, which may be an included file).
+
+apparmor_parser searches its `-I` folders, then its base folder (/etc/apparmor.d).
+When the caller names the include folders, the host's /etc/apparmor.d must not fill
+in what they lack (the lab's own parser would not find it there): `-b` points the
+base at a private folder that holds only the installed parser's ABI files (`abi/`),
+which `abi <abi/3.0>,` needs and which are the compiler's, not the host's policy.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +44,7 @@ _LOCATED = re.compile(
     r"at line (?P<line>\d+): (?P<msg>.*)")
 _NOISE = ("Cache read/write disabled", "Warning from ", "Warning: unable to find a suitable fs")
 DEFAULT_FEATURES = (Path("/etc/apparmor.d/abi/3.0"),)
+HOST_ABI_DIR = Path("/etc/apparmor.d/abi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +105,22 @@ def compile_real(path: Path | str, include_dirs: Sequence[Path | str] = (), *,
     exe = parser or find_apparmor_parser()
     if exe is None:
         return None
-    cmd = [exe, "-Q", "-K"]
-    feats = features or default_features()
-    if feats is not None:
-        cmd += ["-M", str(feats)]
-    for d in include_dirs:
-        cmd += ["-I", str(d)]
-    cmd.append(str(path))
+    with tempfile.TemporaryDirectory(prefix="cks-lab-aa-base-") as base:
+        cmd = [exe, "-Q", "-K"]
+        feats = features or default_features()
+        if feats is not None:
+            cmd += ["-M", str(feats)]
+        if include_dirs:
+            if HOST_ABI_DIR.is_dir():
+                (Path(base) / "abi").symlink_to(HOST_ABI_DIR)
+            cmd += ["-b", base]
+        for d in include_dirs:
+            cmd += ["-I", str(d)]
+        cmd.append(str(path))
+        return _run(cmd, path, timeout)
+
+
+def _run(cmd: list[str], path: Path | str, timeout: float) -> CompileResult:
     env = dict(os.environ, LANG="C", LC_ALL="C")
     try:
         # errors="replace": the parser quotes the profile's bytes, which need not be UTF-8.

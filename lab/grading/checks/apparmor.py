@@ -7,11 +7,13 @@ kind backend only the outcome, and the explanations use what is there.
 from __future__ import annotations
 
 import difflib
+import posixpath
 from collections.abc import Iterable
 from typing import Literal
 
 from lab.evidence import (
     AppArmorAccess,
+    AppArmorBrokenFile,
     AppArmorContainer,
     AppArmorEvidence,
     AppArmorNode,
@@ -23,6 +25,7 @@ from lab.schema import Loc, record
 
 Mode = Literal["enforce", "complain"]
 SHOWN = 4  # accesses named in one explanation; the rest are counted
+PROFILE_DIR = "/etc/apparmor.d"
 
 
 def _apparmor(ctx: Context) -> AppArmorEvidence:
@@ -35,16 +38,40 @@ def _load_hint(node: AppArmorNode, name: str) -> str:
     return f"load it on node {node.node}: apparmor_parser -r {node.defined.get(name, 'FILE')}"
 
 
+def _as_file(name: str) -> str:
+    """The file a localhostProfile value would be if it were taken for one."""
+    return posixpath.normpath(name) if name.startswith("/") else f"{PROFILE_DIR}/{name}"
+
+
 def _file_name_trap(node: AppArmorNode, name: str) -> str | None:
-    """When `name` is a file in /etc/apparmor.d rather than a profile name: say so."""
-    file = f"/etc/apparmor.d/{name}"
+    """When `name` is a file in /etc/apparmor.d (by its name or its full path) rather than
+    a profile name: say so, and what Kubernetes does with it."""
+    if name in node.defined or _broken_for(node, name) is not None:
+        return None
+    file = _as_file(name)
     inside = sorted(p for p, f in node.defined.items() if f == file)
-    if name in node.defined or not inside:
+    broken = next((b for b in node.broken if b.file == file), None)
+    if not inside and broken is not None:
+        inside = list(broken.names)
+    if not inside:
         return None
     names = ", ".join(inside)
-    return (f"{file} is a file; the profile it defines is named {names}: a profile's name is "
+    text = (f"{file} is a file; the profile it defines is named {names}: a profile's name is "
             "the word after `profile` in the file, not the file's name (localhostProfile and "
             "aa-status use that name)")
+    if name.startswith("/"):
+        text += ("; the API server accepts any localhostProfile that is not empty and "
+                 "nothing reads the file: containerd looks for a loaded profile named exactly "
+                 f"{name} and finds none (a file path is what seccomp's localhostProfile "
+                 f"takes, not AppArmor's): set localhostProfile: {inside[0]}")
+    if broken is not None:
+        text += f"; and {file} does not compile: {broken.error}"
+    return text
+
+
+def _broken_for(node: AppArmorNode, name: str) -> AppArmorBrokenFile | None:
+    """A file in /etc/apparmor.d that would define `name` but does not compile."""
+    return next((b for b in node.broken if name in b.names), None)
 
 
 def _why_not_loaded(ev: AppArmorEvidence, node: AppArmorNode, name: str) -> str:
@@ -56,6 +83,11 @@ def _why_not_loaded(ev: AppArmorEvidence, node: AppArmorNode, name: str) -> str:
         return (f"it is written in {node.defined[name]} on node {node.node} but was never "
                 "loaded: a file in /etc/apparmor.d does nothing until apparmor_parser loads "
                 f"it; {_load_hint(node, name)}")
+    broken = _broken_for(node, name)
+    if broken is not None:
+        return (f"{broken.file} on node {node.node} would define it, but it does not compile, "
+                f"so apparmor_parser loads nothing of it: {broken.error}; fix the file, then "
+                f"load it: apparmor_parser -r {broken.file}")
     elsewhere = sorted(n.node for n in ev.nodes.values() if n.profile(name) and n is not node)
     if elsewhere:
         return (f"it is loaded on node {', '.join(elsewhere)}, not on node {node.node}: a "
@@ -64,8 +96,16 @@ def _why_not_loaded(ev: AppArmorEvidence, node: AppArmorNode, name: str) -> str:
     close = difflib.get_close_matches(name, loaded + list(node.defined), n=1, cutoff=0.75)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     shown = ", ".join(loaded) or "none"
-    return (f"no profile of that name is loaded on node {node.node} (loaded: {shown}) or "
+    text = (f"no profile of that name is loaded on node {node.node} (loaded: {shown}) or "
             f"defined in its /etc/apparmor.d{hint}")
+    if name.startswith("/"):
+        text += ("; a path names a profile only when the profile is declared by it "
+                 "(`/usr/sbin/nginx {`): localhostProfile takes the name after `profile` in "
+                 "the file, not the file's path")
+    if node.broken:
+        files = ", ".join(b.file for b in node.broken[:SHOWN])
+        text += f"; note: these files there do not compile: {files}"
+    return text
 
 
 # --- apparmor_profile_loaded ---------------------------------------------------------------
@@ -146,6 +186,14 @@ def _not_running(ev: AppArmorEvidence, c: AppArmorContainer) -> str:
     return f"{what} does not exist: {c.message}"
 
 
+def _confine_fix(c: AppArmorContainer, want: str) -> str:
+    """What in the manifest would run the container under profile `want`."""
+    if "annotations[" in c.requested:
+        # the annotation wins over the pod's field: change the annotation itself
+        return f"set that annotation to localhost/{want}"
+    return f"set securityContext.appArmorProfile to type Localhost, localhostProfile {want}"
+
+
 def _cause(c: AppArmorContainer) -> str:
     return f"pod {c.namespace}/{c.pod} is not running ({c.reason}): {c.message}"
 
@@ -167,15 +215,17 @@ def apparmor_pod_confined(p: ConfinedParams, ctx: Context) -> Outcome:
         fix = (" (a privileged container gets no runtime default profile)"
                if c.requested.startswith("RuntimeDefault") else "")
         return Outcome(False, f"{where} unconfined{asked}{fix}; the task wants profile "
-                              f"{p.profile}: set securityContext.appArmorProfile to type "
-                              f"Localhost, localhostProfile {p.profile}")
+                              f"{p.profile}: {_confine_fix(c, p.profile)}")
     if c.profile != p.profile:
         from lab.engines.apparmor.podspec import RUNTIME_DEFAULT_PROFILE
 
-        which = ("containerd's default profile " if c.profile == RUNTIME_DEFAULT_PROFILE
-                 else "profile ")
+        which, why = "profile ", ""
+        if c.profile == RUNTIME_DEFAULT_PROFILE:
+            which = "containerd's default profile "
+            why = (" (RuntimeDefault, or no AppArmor setting at all, gives containerd's "
+                   "default profile)")
         return Outcome(False, f"{where} confined by {which}{c.profile}{asked}; the task wants "
-                              f"profile {p.profile}")
+                              f"profile {p.profile}: {_confine_fix(c, p.profile)}{why}")
     if c.mode != p.mode:
         why = (": complain mode only logs what the profile would deny, it blocks nothing"
                if c.mode == "complain" else "")
@@ -258,13 +308,45 @@ def _why(a: AppArmorAccess) -> str:
     return f"profile {a.profile}" if a.profile else "the process is not confined by AppArmor"
 
 
-def _line(a: AppArmorAccess) -> str:
+_DID = {"r": "read", "w": "wrote", "a": "appended to", "x": "ran"}
+
+
+def _line(a: AppArmorAccess, note: str = "") -> str:
     words = _access_words(a.access)
-    head, _, path = a.access.partition(" ")
-    written = [x.partition(" ")[2] for x in a.aliases if x.partition(" ")[0] == head]
-    if written and path.startswith("/"):
-        words += f" ({written[0]} in this image)"  # the path the kernel resolved
-    return f"`{a.by}`: {words} was {a.outcome}: {_why(a)}"
+    head, _, seen = a.access.partition(" ")
+    if a.written and head in _DID:
+        # the step's own words, then the path the kernel resolved them to
+        words += f" (the step {_DID[head]} {a.written}; in this image AppArmor sees {seen})"
+    return f"`{a.by}`: {words} was {a.outcome}: {_why(a)}{note}"
+
+
+class _StaleNotes:
+    """Says, once per profile, that the rules cited are those of the text the kernel
+    loaded, when the profile's file has changed since."""
+
+    def __init__(self, stale: dict[str, str]) -> None:
+        self.stale = stale  # profile -> its file, for those whose file changed after loading
+        self.said: set[str] = set()
+
+    def __call__(self, a: AppArmorAccess) -> str:
+        name = a.profile or ""
+        file = self.stale.get(name)
+        if file is None or a.reason.startswith("not tried"):
+            return ""
+        if name in self.said:
+            return " (as loaded)"
+        self.said.add(name)
+        return (f" — in the profile as you loaded it; {file} has changed since: reload it "
+                f"with apparmor_parser -r {file}")
+
+
+def _stale_notes(ctx: Context, step: str) -> _StaleNotes:
+    ev = _apparmor(ctx)
+    st = ev.steps.get(step)
+    c = ev.container(st.namespace, st.pod, st.container) if st else None
+    node = ev.nodes.get(c.node or "") if c else None
+    loaded = node.loaded if node is not None else []
+    return _StaleNotes({p.name: p.file for p in loaded if p.stale and p.file})
 
 
 def _select(st: AppArmorStep, wanted: list[str]) -> tuple[list[AppArmorAccess], list[str]]:
@@ -297,23 +379,6 @@ def _step_accesses(p: AccessParams, ctx: Context) -> tuple[list[AppArmorAccess],
     return chosen, None
 
 
-def _stale_note(ctx: Context, step: str, accesses: list[AppArmorAccess]) -> str:
-    """When a deciding profile's file changed after loading: the kernel has the old one."""
-    ev = _apparmor(ctx)
-    st = ev.steps.get(step)
-    c = ev.container(st.namespace, st.pod, st.container) if st else None
-    node = ev.nodes.get(c.node or "") if c else None
-    if node is None:
-        return ""
-    for name in dict.fromkeys(a.profile for a in accesses if a.profile):
-        state = node.profile(name)
-        if state is not None and state.stale:
-            return (f" (note: {state.file} changed after profile {name} was loaded on node "
-                    f"{node.node}; the kernel still enforces the version loaded then: load it "
-                    f"again with apparmor_parser -r {state.file})")
-    return ""
-
-
 def _listing(lines: list[str]) -> str:
     more = f"; and {len(lines) - SHOWN} more" if len(lines) > SHOWN else ""
     return "; ".join(lines[:SHOWN]) + more
@@ -333,11 +398,11 @@ def apparmor_denied(p: AccessParams, ctx: Context) -> Outcome:
     if failed:
         return failed
     through = [a for a in chosen if a.outcome != "DENIED"]
+    note = _stale_notes(ctx, p.step)
     if through:
-        lines = [_line(a) + "; the task wants it denied" for a in through]
-        return Outcome(False, _listing(lines) + _stale_note(ctx, p.step, through))
-    lines = [_line(a) for a in chosen]
-    return Outcome(True, _listing(lines))
+        lines = [_line(a, note(a)) + "; the task wants it denied" for a in through]
+        return Outcome(False, _listing(lines))
+    return Outcome(True, _listing([_line(a, note(a)) for a in chosen]))
 
 
 def _allowed_title(p: AccessParams) -> str:
@@ -350,7 +415,8 @@ def apparmor_allowed(p: AccessParams, ctx: Context) -> Outcome:
     if failed:
         return failed
     blocked = [a for a in chosen if a.outcome == "DENIED"]
+    note = _stale_notes(ctx, p.step)
     if blocked:
-        lines = [_line(a) + "; the workload needs it" for a in blocked]
-        return Outcome(False, _listing(lines) + _stale_note(ctx, p.step, blocked))
-    return Outcome(True, _listing([_line(a) for a in chosen]))
+        lines = [_line(a, note(a)) + "; the workload needs it" for a in blocked]
+        return Outcome(False, _listing(lines))
+    return Outcome(True, _listing([_line(a, note(a)) for a in chosen]))
