@@ -97,7 +97,7 @@ def falco_replay(rules: tuple[Path, ...], trace: Path, as_json: bool, all_matche
     if warnings and not quiet:
         click.echo(f"cks-lab: warning: the rules load with {len(warnings)} warning(s); "
                    "`cks-lab falco validate` shows them", err=True)
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
 
     def write(data: bytes) -> None:
         out.write(data)
@@ -105,7 +105,7 @@ def falco_replay(rules: tuple[Path, ...], trace: Path, as_json: bool, all_matche
 
     source = "<stdin>" if str(trace) == "-" else str(trace)
     if str(trace) == "-":
-        stats = replay(ruleset, click.get_binary_stream("stdin"), source, write,
+        stats = replay(ruleset, sys.stdin.buffer, source, write,
                        as_json=as_json, hostname=hostname)
     else:
         with open(trace, "rb") as stream:
@@ -153,7 +153,7 @@ def falco_import(capture: Path, output: Path, fields: tuple[str, ...],
     from lab.engines.falco.capture import import_capture
 
     to_stdout = str(output) == "-"
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     result = import_capture(capture, None if to_stdout else output, extra_fields=fields,
                             condition=condition, write_stdout=out.write if to_stdout else None)
     if result.dropped:
