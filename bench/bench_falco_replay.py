@@ -1,6 +1,11 @@
 """Falco replay throughput: a 200k-event trace against the lab's default ruleset.
 
-Run: python bench/bench_falco_replay.py [EVENTS]   (goal: >= 200k events/s)
+Run: python bench/bench_falco_replay.py [EVENTS] [--runs N]   (goal: >= 200k events/s)
+
+Two rulesets: the default file as shipped (only the rules a real node runs by
+default are enabled) and the same with every rule enabled, by a second rules file
+overriding `enabled` the way a learner would (`override: {enabled: replace}`, the
+form Falco 0.44 takes without a deprecation warning).
 
 The trace is generated here, with a fixed seed, in the shape `cks-lab falco import`
 writes (sysdig -j: compact JSON, keys sorted, exit events only, null = not
@@ -15,6 +20,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,8 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lab.engines.falco.engine import load_rules
-from lab.engines.falco.tools import read_rules_file, replay
+from lab.engines.falco.engine import Ruleset, load_rules
+from lab.engines.falco.tools import read_rules_files, replay
 
 RULES = Path(__file__).resolve().parents[1] / "lab/assets/falco/falco_rules.yaml"
 
@@ -163,38 +171,114 @@ class Sink:
         self.bytes += len(data)
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    result = load_rules([read_rules_file(RULES)])
+class Timing:
+    """Wall and CPU seconds of several runs. The goal is wall time; CPU time moves less
+    with other load on a shared machine (the process waits less for a core)."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def rate(self, n: int, unit: str = "events/s") -> str:
+        return (f"{n / min(self.wall):,.0f} {unit} best, {n / statistics.median(self.wall):,.0f} "
+                f"median; by CPU time {n / min(self.cpu):,.0f} best")
+
+
+def timed(fn: Callable[[], Any], runs: int) -> Timing:
+    t = Timing()
+    for _ in range(runs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        t.wall.append(time.perf_counter() - wall)
+        t.cpu.append(time.process_time() - cpu)
+    return t
+
+
+def enable_every_rule(directory: Path) -> Path:
+    """A local rules file turning every rule of the default file on, as a learner would."""
+    names = re.findall(r"^- rule: (.+)$", RULES.read_text(), re.MULTILINE)
+    path = directory / "enable_every_rule.yaml"
+    path.write_text("".join(f"- rule: {name}\n  enabled: true\n  override:\n"
+                            "    enabled: replace\n" for name in names))
+    return path
+
+
+def load(files: list[Path]) -> Ruleset:
+    result = load_rules(read_rules_files(files))
     assert result.ruleset is not None, [str(p) for r in result.reports for p in r.problems]
-    ruleset = result.ruleset
+    problems = [str(p) for r in result.reports for p in r.problems]
+    assert not problems, problems  # not even a warning
+    return result.ruleset
+
+
+def json_decoder(env: dict[str, str]) -> str:
+    if env.get("CKS_LAB_JSON") == "orjson":
+        return "orjson (CKS_LAB_JSON=orjson)"
+    return "json (standard library)"
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    runs = 5
+    if "--runs" in args:
+        i = args.index("--runs")
+        runs = int(args[i + 1])
+        del args[i : i + 2]
+    n = int(args[0]) if args else 200_000
     start = time.perf_counter()
     lines = make_trace(n)
-    print(f"rules: {len(ruleset.rule_names)} in {RULES.name}; trace: {n:,} events, "
-          f"{sum(map(len, lines)) / n:.0f} bytes/event (made in "
-          f"{time.perf_counter() - start:.1f} s)")
+    print(f"trace: {n:,} events, {sum(map(len, lines)) / n:.0f} bytes/event (made in "
+          f"{time.perf_counter() - start:.1f} s); {runs} runs of each measurement: best and "
+          f"median (the machine may be shared: the median moves with its load)")
+    try:
+        import orjson  # type: ignore[import-not-found]  # noqa: F401
+        decoders = [{}, {"CKS_LAB_JSON": "orjson"}]
+    except ImportError:
+        decoders = [{}]
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "trace.jsonl"
         trace.write_text("\n".join(lines) + "\n")
-        in_process(ruleset, trace, n)
-        reading_only(trace, n)
-        engine_only(ruleset, lines[:50_000])
-        command(trace, n)
-        command(trace, n, "--json")
+        every = enable_every_rule(Path(tmp))
+        cmd = Command(Path(tmp), runs)
+        start_up = cmd.startup([RULES])
+        print(f"\nstart-up and loading the default rules (a one-event trace): "
+              f"{statistics.median(start_up.wall):.2f} s median, {min(start_up.wall):.2f} best, "
+              f"{min(start_up.cpu):.2f} s CPU")
+        reading_only(trace, n, runs)
+        for label, files in (("the default ruleset as shipped", [RULES]),
+                             ("every rule enabled", [RULES, every])):
+            ruleset = load(files)
+            enabled = sum(1 for r in ruleset.rules if r.enabled)
+            print(f"\n== {label}: {enabled} of {len(ruleset.rules)} rules enabled "
+                  f"({', '.join(f.name for f in files)})")
+            engine_only(ruleset, lines[:50_000], runs)
+            for env in decoders:
+                in_process(ruleset, trace, n, runs, env)
+            for env in decoders:
+                for extra in ((), ("--json",)):
+                    cmd.replay(files, trace, n, extra, env)
 
 
-def in_process(ruleset: Any, trace: Path, n: int) -> None:
-    best = float("inf")
-    stats = None
-    for _ in range(3):
+def in_process(ruleset: Ruleset, trace: Path, n: int, runs: int, env: dict[str, str]) -> None:
+    stats = []
+
+    def run() -> None:
         with open(trace, "rb") as fh:
-            start = time.perf_counter()
-            stats = replay(ruleset, fh, str(trace), Sink().write)
-            best = min(best, time.perf_counter() - start)
-    assert stats is not None and stats.events == n
-    top = ", ".join(f"{r}: {c}" for r, c in stats.by_rule.most_common(6))
-    print(f"alerts: {stats.alerts} ({top})")
-    print(f"replay() in-process, JSON in, text out: {n / best:,.0f} events/s (best of 3)")
+            stats.append(replay(ruleset, fh, str(trace), Sink().write))
+
+    saved = os.environ.get("CKS_LAB_JSON")
+    os.environ.pop("CKS_LAB_JSON", None)
+    os.environ.update(env)
+    try:
+        timing = timed(run, runs)
+    finally:
+        os.environ.pop("CKS_LAB_JSON", None)
+        if saved is not None:
+            os.environ["CKS_LAB_JSON"] = saved
+    assert stats[-1].events == n
+    top = ", ".join(f"{r}: {c}" for r, c in stats[-1].by_rule.most_common(5))
+    print(f"replay() in-process, JSON in, text out, {json_decoder(env)}: "
+          f"{timing.rate(n)}\n    {stats[-1].alerts} alerts ({top})")
 
 
 class Quiet:
@@ -207,48 +291,77 @@ class Quiet:
         return []
 
 
-def reading_only(trace: Path, n: int) -> None:
-    best = float("inf")
-    for _ in range(3):
+def reading_only(trace: Path, n: int, runs: int) -> None:
+    def run() -> None:
         with open(trace, "rb") as fh:
-            start = time.perf_counter()
             replay(Quiet(), fh, str(trace), Sink().write)  # type: ignore[arg-type]
-            best = min(best, time.perf_counter() - start)
-    print(f"replay() reading and parsing every line, no rules: {n / best:,.0f} events/s")
+
+    print(f"replay() reading and parsing every line, no rules, json (standard library): "
+          f"{timed(run, runs).rate(n, 'lines/s')}")
 
 
-def engine_only(ruleset: Any, lines: list[str]) -> None:
+def engine_only(ruleset: Ruleset, lines: list[str], runs: int) -> None:
     """Ruleset.process on events already parsed: what the engine itself costs."""
     events = [json.loads(line) for line in lines]
-    start = time.perf_counter()
     fired: Counter[str] = Counter()
-    for e in events:
-        for a in ruleset.process(e):
-            fired[a.rule] += 1
-    took = time.perf_counter() - start
+
+    def run() -> None:
+        fired.clear()
+        for e in events:
+            for a in ruleset.process(e):
+                fired[a.rule] += 1
+
     print(f"Ruleset.process() alone, {len(events):,} parsed events: "
-          f"{len(events) / took:,.0f} events/s")
+          f"{timed(run, runs).rate(len(events))}")
 
 
-def command(trace: Path, n: int, *extra: str) -> None:
+class Command:
     """The learner's command end to end: start-up, load the rules, read, match, print.
 
     Run as `python -c 'from lab.cli import main; main()'` on this checkout (what the
-    cks-lab script does), so an older installed copy is not what gets measured.
+    cks-lab script does), so an older installed copy is not what gets measured; with
+    the lab's bytecode cached (in a temporary directory), as a pip install has it.
     """
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": root}
-    argv = [sys.executable, "-c", "import sys; from lab.cli import main; sys.exit(main())",
-            "falco", "replay", "--rules", str(RULES), str(trace), "-q", *extra]
-    times = []
-    for _ in range(3):
+
+    def __init__(self, tmp: Path, runs: int) -> None:
+        self.runs = runs
+        root = str(Path(__file__).resolve().parents[1])
+        self.env = {**os.environ, "PYTHONPATH": root, "PYTHONPYCACHEPREFIX": str(tmp / "pyc")}
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.env.pop("CKS_LAB_JSON", None)
+        self.one = tmp / "one.jsonl"
+        self.one.write_text('{"evt.type":"execve","proc.name":"true"}\n')
+
+    def run(self, files: list[Path], trace: Path, extra: tuple[str, ...] = (),
+            env: dict[str, str] | None = None, timing: Timing | None = None) -> None:
+        argv = [sys.executable, "-c", "import sys; from lab.cli import main; sys.exit(main())",
+                "falco", "replay", *(a for f in files for a in ("--rules", str(f))), str(trace),
+                "-q", *extra]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env=env)
-        times.append(time.perf_counter() - start)
-    wall = sorted(times)[1]
-    what = " ".join(("cks-lab falco replay", *extra))
-    print(f"{what}, {n:,} events: {wall:.2f} s wall (median of 3) = {n / wall:,.0f} events/s "
-          f"[goal >= 200,000]  ({sys.executable})")
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, env={**self.env, **(env or {})})
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if timing is not None:
+            timing.wall.append(wall)
+            timing.cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+
+    def startup(self, files: list[Path]) -> Timing:
+        self.run(files, self.one)  # writes the bytecode cache
+        timing = Timing()
+        for _ in range(self.runs):
+            self.run(files, self.one, timing=timing)
+        return timing
+
+    def replay(self, files: list[Path], trace: Path, n: int, extra: tuple[str, ...],
+               env: dict[str, str]) -> None:
+        timing = Timing()
+        for _ in range(self.runs):
+            self.run(files, trace, extra, env, timing)
+        what = " ".join(("cks-lab falco replay", *extra))
+        print(f"{what}, whole command, {json_decoder(env)}: "
+              f"{statistics.median(timing.wall):.2f} s median ({min(timing.wall):.2f} best) = "
+              f"{timing.rate(n)} [goal >= 200,000]")
 
 
 if __name__ == "__main__":

@@ -183,7 +183,18 @@ def _nonexistent(text: str, pos: int) -> ConditionError:
     return ConditionError(f"filter_check called with nonexistent field {text}", pos)
 
 
+def _roots(fields: list[FieldInfo]) -> tuple[str, ...]:
+    """What every field name of a class starts with: "proc." for proc.name ... (a name
+    without a dot stands for itself), to rule a class out with one startswith."""
+    return tuple({f.name.split(".", 1)[0] + "." if "." in f.name else f.name for f in fields})
+
+
+_CLASS_ROOTS = [_roots(fields) for fields in _BY_CLASS]
+
+
 def _longest_in_class(text: str, class_index: int) -> FieldInfo | None:
+    if not text.startswith(_CLASS_ROOTS[class_index]):
+        return None  # no name of the class is a prefix of text
     best: FieldInfo | None = None
     for f in _BY_CLASS[class_index]:
         if text.startswith(f.name) and (best is None or len(f.name) > len(best.name)):
@@ -225,6 +236,23 @@ def is_field(text: str) -> bool:
 
 
 def _resolve(text: str, pos: int) -> ResolvedField:
+    found = _resolve_text(text)
+    if isinstance(found, str):
+        raise ConditionError(found, pos)
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _resolve_text(text: str) -> ResolvedField | str:
+    """The field `text` names, or libs' message refusing it (the position is the
+    caller's). Cached: a ruleset names the same few fields hundreds of times."""
+    try:
+        return _resolve_uncached(text, 0)
+    except ConditionError as err:
+        return err.message
+
+
+def _resolve_uncached(text: str, pos: int) -> ResolvedField:
     for idx, cls in enumerate(CLASSES):
         handled = _resolve_in_class(idx, cls.shortdesc == "plugin", text, pos)
         if handled is not None:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from lab.engines.falco.condition.ast import FieldRef, Operand, Transformer
@@ -140,27 +141,57 @@ class OutputFormat:
     parts: tuple[str | _Token | _TimeToken, ...]
     fields: tuple[tuple[str, Reader | None], ...]  # (key, reader; None: a time field)
 
-    def render(self, event: Mapping[str, Any], ts: int = 0) -> str:
-        """The output line for an event whose timestamp is `ts` (ns)."""
-        out: list[str] = []
+    def __post_init__(self) -> None:
+        # What rendering does per part, unpacked once: (literal, key of the part's value
+        # in output_fields when it is a plain field, reader, to text, width); a time
+        # token has no reader.
+        plain = {key for key, read in self.fields if read is not None}
+        steps: list[tuple[str | None, str | None, Reader | None, Callable[[Any], str] | None,
+                          int]] = []
         for part in self.parts:
             if isinstance(part, str):
-                out.append(part)
-                continue
-            if isinstance(part, _TimeToken):
-                s = TIME_FIELDS[part.key][0](ts)
+                steps.append((part, None, None, None, 0))
+            elif isinstance(part, _TimeToken):
+                steps.append((None, None, None, TIME_FIELDS[part.key][0], part.width))
             else:
-                value = part.read(event)
-                s = NA if value is None else part.render(value)
-            if part.width:
-                s = s[: part.width].ljust(part.width)
-            out.append(s)
-        return "".join(out)
+                key = part.key if part.key in plain else None
+                steps.append((None, key, part.read, part.render, part.width))
+        object.__setattr__(self, "_steps", tuple(steps))
+        with_time = dict(self.fields)
+        with_time.setdefault("evt.time", None)
+        object.__setattr__(self, "_alert_fields", tuple(sorted(with_time.items())))
+
+    def render(self, event: Mapping[str, Any], ts: int = 0) -> str:
+        """The output line for an event whose timestamp is `ts` (ns)."""
+        return self._text(event, ts, None)
 
     def values(self, event: Mapping[str, Any], ts: int = 0) -> dict[str, Any]:
         """The JSON output_fields of the output, sorted by key."""
         return {key: TIME_FIELDS[key][1](ts) if read is None else read(event)
                 for key, read in self.fields}
+
+    def alert(self, event: Mapping[str, Any], ts: int = 0) -> tuple[str, dict[str, Any]]:
+        """render() and the alert's output_fields: values() with evt.time (the alert's
+        own time, which Falco adds), sorted by key. Each field is read once."""
+        fields = {key: TIME_FIELDS[key][1](ts) if read is None else read(event)
+                  for key, read in self._alert_fields}  # type: ignore[attr-defined]
+        return self._text(event, ts, fields), fields
+
+    def _text(self, event: Mapping[str, Any], ts: int, fields: dict[str, Any] | None) -> str:
+        out: list[str] = []
+        for literal, key, read, show, width in self._steps:  # type: ignore[attr-defined]
+            if literal is not None:
+                out.append(literal)
+                continue
+            if read is None:
+                s = show(ts)
+            else:
+                value = fields[key] if fields is not None and key is not None else read(event)
+                s = NA if value is None else show(value)
+            if width:
+                s = s[:width].ljust(width)
+            out.append(s)
+        return "".join(out)
 
 
 def compile_output(fmt: str, compile_operand: OperandCompiler) -> OutputFormat:
@@ -228,28 +259,69 @@ def _longest_token(rest: str, compile_operand: OperandCompiler
 # --- the alert prefix ---------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _utc(secs: int) -> tuple[str, str]:
+    """("YYYY-MM-DD", "HH:MM:SS") of a Unix time: an alert formats its time twice, and
+    the alerts of a trace come from a few seconds."""
+    day, _, clock = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%d %H:%M:%S").partition(" ")
+    return day, clock
+
+
 def format_evt_time(ts_ns: int) -> str:
     """`%evt.time`: HH:MM:SS.nnnnnnnnn (UTC here; Falco uses the node's local time)."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%H:%M:%S") + f".{ns:09d}"
+    return f"{_utc(secs)[1]}.{ns:09d}"
 
 
 def format_iso8601_offset(ts_ns: int) -> str:
     """`%evt.time.iso8601`: 2026-11-27T10:00:00.000000000+0000."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}+0000"
+    day, clock = _utc(secs)
+    return f"{day}T{clock}.{ns:09d}+0000"
 
 
 def format_iso8601(ts_ns: int) -> str:
     """The JSON alert's "time": 2026-11-27T10:00:00.000000000Z."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
+    day, clock = _utc(secs)
+    return f"{day}T{clock}.{ns:09d}Z"
+
+
+_MAX_TIME = 2**64  # Falco keeps times as unsigned 64-bit nanoseconds
 
 
 def parse_time(value: Any) -> int | None:
-    """An event time as nanoseconds: an int (ns) or an RFC 3339 string."""
+    """An event time as nanoseconds: an int (ns) or an RFC 3339 string.
+
+    None when it is no time Falco could hold (negative, past 2**64 ns, not a date):
+    the caller then falls back, as for a missing time.
+    """
+    try:
+        ts = _parse_time(value)
+    except (ValueError, OverflowError):
+        return None
+    return ts if ts is not None and 0 <= ts < _MAX_TIME else None
+
+
+def _parse_time(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        m = re.fullmatch(
+            r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?",
+            value.strip(),
+        )
+        if m is None:
+            return int(value) if value.strip().isdigit() else None
+        tz = m.group(4) or "Z"
+        base = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{'+00:00' if tz == 'Z' else tz}")
+        frac = (m.group(3) or "").ljust(9, "0")
+        return int(base.timestamp()) * 1_000_000_000 + int(frac)
+    return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):

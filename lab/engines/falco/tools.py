@@ -15,6 +15,7 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import IO, Any
 
 from lab.engines.falco.engine import Alert, LoadResult, Ruleset, load_rules
@@ -305,7 +306,11 @@ class ReplayStats:
 
 def alert_json(alert: Alert) -> str:
     """An alert as Falco's json_output line: compact, keys sorted as nlohmann sorts them."""
-    return json.dumps(alert.to_json(), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return _ALERT_JSON(alert.to_json())
+
+
+# json.dumps with options makes an encoder per call: a tenth of an alert's cost
+_ALERT_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
 
 
 def alert_text(alert: Alert) -> str:
@@ -333,13 +338,14 @@ def replay(
     one JSON object ({...}); every other line is parsed and checked in full.
     """
     render = alert_json if as_json else alert_text
-    process = ruleset.process
+    process = ruleset.process if hostname is None else partial(ruleset.process,
+                                                               hostname=hostname)
     rules_for = ruleset.rules_for
-    kwargs: dict[str, Any] = {} if hostname is None else {"hostname": hostname}
     stats = ReplayStats()
     by_rule = stats.by_rule
     decoder = _EventDecoder()
     scan = decoder.scan
+    fast = _orjson_event()
     watched: dict[str, bool] = {}
     for first, lines in trace_blocks(stream, source):
         out: list[str] = []
@@ -361,27 +367,30 @@ def replay(
                             w = watched[etype] = "\\" in etype or bool(rules_for(etype))
                         if not w:
                             stats.events += 1
-                            k = line.rfind(_DIR_KEY)
-                            if k >= 0 and line[k + _DIR_KEY_LEN : k + _DIR_KEY_LEN + 1] == ">":
-                                stats.enter_events += 1
+                            if ">" in line:  # else it cannot be an enter event: no search
+                                k = line.rfind(_DIR_KEY)
+                                if k >= 0 and line[k + _DIR_KEY_LEN : k + _DIR_KEY_LEN + 1] == ">":
+                                    stats.enter_events += 1
                             continue
-                decoder.objects = 0
-                try:
-                    event, end = scan(line, 0)
-                    if end != len(line):
-                        raise ValueError("more after the object")
-                except (ValueError, StopIteration):
-                    event = None
-                if decoder.objects != 1 or type(event) is not dict:
-                    # not one flat object: the located error (or a blank line)
-                    event = parse_event(line, source, number, decoder)
-                    if event is None:
-                        continue
+                event = fast(line) if fast is not None else None
+                if event is None:
+                    decoder.objects = 0
+                    try:
+                        event, end = scan(line, 0)
+                        if end != len(line):
+                            raise ValueError("more after the object")
+                    except (ValueError, StopIteration):
+                        event = None
+                    if decoder.objects != 1 or type(event) is not dict:
+                        # not one flat object: the located error (or a blank line)
+                        event = parse_event(line, source, number, decoder)
+                        if event is None:
+                            continue
                 stats.events += 1
                 if event.get("evt.dir") == ">":
                     stats.enter_events += 1
                     continue
-                alerts = process(event, **kwargs)
+                alerts = process(event)
                 if alerts:
                     for alert in alerts:
                         by_rule[alert.rule] += 1
@@ -390,6 +399,39 @@ def replay(
             _flush(write, out)  # the alerts of the lines before a bad one, too
     stats.alerts = sum(by_rule.values())
     return stats
+
+
+def _orjson_event() -> Callable[[str], dict[str, Any] | None] | None:
+    """With CKS_LAB_JSON=orjson and orjson installed, a decoder for event lines five
+    times faster than json's (a line it is not sure of is left to json: None).
+
+    It is sure of a line with no '{' after the first (so no nested object), that
+    it parses into an object whose values are strings, integers, booleans or null:
+    orjson and json agree on every such line (fuzzed), except that orjson turns
+    integers beyond 64 bits into floats, which a float value catches. Not the
+    default: the lab depends on the standard library only.
+    """
+    if os.environ.get("CKS_LAB_JSON") != "orjson":
+        return None
+    try:
+        import orjson  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    loads = orjson.loads
+    plain = frozenset({str, int, bool, type(None)})
+
+    def event(line: str) -> dict[str, Any] | None:
+        if line.find("{", 1) >= 0:
+            return None
+        try:
+            value = loads(line)
+        except ValueError:  # orjson.JSONDecodeError is one
+            return None
+        if type(value) is not dict or not plain.issuperset(map(type, value.values())):
+            return None
+        return value
+
+    return event
 
 
 _TYPE_KEY = '"evt.type":"'

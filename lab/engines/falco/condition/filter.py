@@ -1,9 +1,12 @@
 """Compile a condition AST to a predicate over events, as libs' sinsp_filter_compiler.
 
 `compile_filter(expr)` checks every field, operator and value where libs' compiler
-does, with its wording and the position libs reports, and returns a Filter whose
-`match(event)` is a tree of closures built once (no per-event parsing, patterns
-precompiled, set lookups for `in`).
+does, with its wording and the position libs reports, and returns a Filter: a plan
+of the condition whose checks are closures built once (no per-event parsing,
+patterns precompiled, set lookups for `in`). `match(event)` runs the plan as one
+generated Python function; `compile_matcher(filters, evt_type)` runs a ruleset's
+conditions for one event type in one function, as Falco's engine runs the rules
+its evt.type index gives (see "plan" below).
 
 Evaluation follows libs: a check on a field the event does not have is false —
 `!=` and `not ... in` included — and only an enclosing `not` makes it true.
@@ -13,9 +16,9 @@ of fields with arguments); None or absent means "not available".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from lab.engines.falco.condition import operators as ops
 from lab.engines.falco.condition.ast import (
@@ -55,8 +58,12 @@ from lab.engines.falco.fields import ResolvedField, is_field
 Event = Mapping[str, Any]
 Predicate = Callable[[Event], bool]
 
-__all__ = ["Filter", "FilterWarning", "compile_filter", "compile_operand", "operand_type",
-           "output_key", "render"]
+__all__ = ["Filter", "FilterWarning", "compile_filter", "compile_matcher", "compile_operand",
+           "operand_type", "output_key", "render", "renderer"]
+
+
+class FilterLike(Protocol):
+    def match(self, event: Event) -> bool: ...
 
 
 class FilterWarning(NamedTuple):
@@ -69,14 +76,23 @@ class FilterWarning(NamedTuple):
 class Filter:
     """A compiled condition. `match(event)` tells whether the event satisfies it."""
 
-    __slots__ = ("match", "evttypes", "warnings")
+    __slots__ = ("_match", "evttypes", "warnings", "_plan")
 
-    def __init__(self, match: Predicate, evttypes: frozenset[str] | None,
+    def __init__(self, plan: Plan, evttypes: frozenset[str] | None,
                  warnings: tuple[FilterWarning, ...]) -> None:
-        self.match: Predicate = match
+        self._plan = plan
+        self._match: Predicate | None = None
         # event types the condition can match; None: every type (as libs' event codes)
         self.evttypes = evttypes
         self.warnings = warnings
+
+    @property
+    def match(self) -> Predicate:
+        # Made on first use: a ruleset runs its rules through compile_matcher, and a
+        # disabled rule (most of a default ruleset) never runs at all.
+        if self._match is None:
+            self._match = _function(self._plan)
+        return self._match
 
 
 # ----------------------------------------------------------------------------- checks
@@ -219,36 +235,333 @@ def _fast_string_check(operand: CompiledOperand, op: str, values: list[Any]) -> 
     return None
 
 
+# ----------------------------------------------------------------------------- plan
+
+# The compiler builds a plan: the and/or/not tree with, at each check, its closure
+# (the check's exact semantics, as above) and, for the common checks on a plain
+# string, integer or boolean field, what it takes to write the check inline. The plan
+# then becomes one Python function per condition (_function below): in CPython most
+# of a condition's cost is the calls from closure to closure, and an and-chain of
+# inline comparisons makes none. Anything not inlined is a call of its closure.
+
+
+def _true(_x: Any) -> bool:
+    return True
+
+
+class _Inline(NamedTuple):
+    """A check on one plain field, written inline on values of the field's own kind."""
+
+    key: str
+    kind: str  # "str", "int" or "bool": the values taken without normalising
+    lo: int  # the range an int value is taken as is (else it is narrowed)
+    hi: int
+    op: str  # "=", "!=", "<", ..., "in", "startswith", "exists"; "call": cmp(x)
+    value: Any  # the right-hand value (a frozenset for "in")
+    cmp: Callable[[Any], bool]
+    slow: Callable[[Any], bool]  # the whole check on a raw value not of that kind
+
+
+class _Check:
+    __slots__ = ("pred", "inline", "type_only", "node")
+
+    def __init__(self, pred: Predicate, inline: _Inline | None = None,
+                 type_only: bool = False) -> None:
+        self.pred = pred
+        self.inline = inline
+        self.type_only = type_only  # reads nothing but evt.type: decided per event type
+        # The check as written: equal checks compile alike, so a function evaluating
+        # several conditions evaluates a check they share once (see _Writer.shared).
+        self.node: Expr | None = None
+
+
+class _Bool:
+    __slots__ = ("is_and", "children")
+
+    def __init__(self, is_and: bool, children: list[Plan]) -> None:
+        self.is_and = is_and
+        self.children = children
+
+
+class _Neg:
+    __slots__ = ("child",)
+
+    def __init__(self, child: Plan) -> None:
+        self.child = child
+
+
+Plan = _Check | _Bool | _Neg
+
+# The operators written as Python expressions on a value `x` of the field's kind,
+# with the same result as operators.scalar_compare's function for that value.
+_INLINE_OPS = {
+    "str": {"=": "x == {v}", "!=": "x != {v}", "<": "x < {v}", "<=": "x <= {v}",
+            ">": "x > {v}", ">=": "x >= {v}", "contains": "{v} in x",
+            "startswith": "x.startswith({v})", "endswith": "x.endswith({v})"},
+    "int": {"=": "x == {v}", "!=": "x != {v}", "<": "x < {v}", "<=": "x <= {v}",
+            ">": "x > {v}", ">=": "x >= {v}"},
+    "bool": {"=": "x == {v}", "!=": "x != {v}"},
+}
+_GUARDS = {  # when the raw value is used as is (what _check_first takes as is)
+    "str": "(x := get({key})).__class__ is str",
+    "int": "(x := get({key})).__class__ is int and {lo} <= x <= {hi}",
+    "bool": "(x := get({key})) is True or x is False",
+}
+
+
+def _inline(left: CompiledOperand, op: str, values: list[Any],
+            cmp: Callable[[Any], bool]) -> _Inline | None:
+    field = left.field
+    kind = kind_of(left.ftype)
+    if left.transforms or left.is_list or field.mode != "first" or len(field.keys[0]) != 1 \
+            or kind not in _INLINE_OPS:
+        return None
+    op = ops.op_name(op)
+    value: Any = None
+    if op in ("in", "intersects"):
+        op, value = "in", frozenset(values)
+    elif op in _INLINE_OPS[kind] and values:
+        value = values[0]
+    elif op != "exists":
+        op = "call"
+    lo, hi = 0, 0
+    if kind == "int":
+        bits, signed = INT_WIDTHS[left.ftype]
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    norm = event_normalizer(left.ftype)
+
+    def slow(x: Any) -> bool:
+        if x is None:
+            return False
+        x = norm(x)
+        return x is not None and cmp(x)
+
+    return _Inline(field.key, kind, lo, hi, op, value, cmp, slow)
+
+
+def _reads_only_type(left: CompiledOperand) -> bool:
+    return all(k == "evt.type" for group in left.field.keys for k in group) \
+        and left.field.mode in ("first", "type_is")
+
+
+def _closure(plan: Plan) -> Predicate:
+    """The plan as a tree of closures (the fallback of _function)."""
+    if isinstance(plan, _Check):
+        return plan.pred
+    if isinstance(plan, _Neg):
+        child = _closure(plan.child)
+        return lambda ev: not child(ev)
+    preds = [_closure(c) for c in plan.children]
+    return _all(preds) if plan.is_and else _any(preds)
+
+
+def _checks(plan: Plan) -> Iterator[_Check]:
+    if isinstance(plan, _Check):
+        yield plan
+    elif isinstance(plan, _Neg):
+        yield from _checks(plan.child)
+    else:
+        for c in plan.children:
+            yield from _checks(c)
+
+
+class _Writer:
+    """Writes plans as Python expressions over `get` (the event's get method)."""
+
+    def __init__(self, evt_type: str | None, plans: Sequence[Plan] = ()) -> None:
+        self.evt_type = evt_type
+        self.values: list[Any] = []
+        self.texts: dict[Expr, str] = {}
+        # Checks that occur more than once (the macros rules share: open_read,
+        # container ...): each is evaluated at most once per event, into a variable
+        # that starts as None.
+        seen: set[Expr] = set()
+        self.shared: dict[Expr, str] = {}
+        for plan in plans:
+            for check in _checks(plan):
+                node = check.node
+                if node is None or (check.type_only and evt_type is not None):
+                    continue
+                if node in seen and node not in self.shared:
+                    self.shared[node] = f"_v{len(self.shared)}"
+                seen.add(node)
+
+    def const(self, value: Any) -> str:
+        if value.__class__ in (str, int):  # a literal: repr() gives back the same value
+            return repr(value)
+        self.values.append(value)
+        return f"_k{len(self.values) - 1}"
+
+    def write(self, plan: Plan) -> str | bool:
+        """The expression, or True/False when the plan is decided already."""
+        if isinstance(plan, _Check):
+            return self.check(plan)
+        if isinstance(plan, _Neg):
+            child = self.write(plan.child)
+            return (not child) if isinstance(child, bool) else f"(not {child})"
+        parts: list[str] = []
+        for c in plan.children:
+            part = self.write(c)
+            if isinstance(part, bool):
+                if part != plan.is_and:  # false in an and, true in an or: decided
+                    return part  # checks have no side effects: skipping the rest is exact
+                continue
+            parts.append(part)
+        if not parts:
+            return plan.is_and
+        return parts[0] if len(parts) == 1 else \
+            "(" + (" and " if plan.is_and else " or ").join(parts) + ")"
+
+    def check(self, check: _Check) -> str | bool:
+        if check.type_only and self.evt_type is not None:
+            return bool(check.pred({"evt.type": self.evt_type}))
+        node = check.node
+        text = self.texts.get(node) if node is not None else None
+        if text is None:
+            if check.inline is None:
+                text = f"{self.const(check.pred)}(ev)"
+            else:
+                text = self.inline(check.inline)
+            if node is not None:
+                self.texts[node] = text
+        var = self.shared.get(node) if node is not None else None
+        if var is None:
+            return text
+        return f"({var} if {var} is not None else ({var} := {text}))"
+
+    def inline(self, check: _Inline) -> str:
+        guard = _GUARDS[check.kind].format(key=repr(check.key), lo=check.lo, hi=check.hi)
+        if check.op == "exists":
+            fast = "True"
+        elif check.op == "in":
+            fast = f"x in {self.const(check.value)}"
+        elif check.op == "call":
+            fast = f"{self.const(check.cmp)}(x)"
+        else:
+            fast = _INLINE_OPS[check.kind][check.op].format(v=self.const(check.value))
+        # a missing field (None) is the usual other case: false without a call
+        return f"({fast} if {guard} else x is not None and {self.const(check.slow)}(x))"
+
+
+def _never(_ev: Event) -> bool:
+    return False
+
+
+def _always(_ev: Event) -> bool:
+    return True
+
+
+def _define(writer: _Writer, body: list[str]) -> Callable[[Event], Any] | None:
+    """`def f(ev): get = ev.get; <body>` with the writer's constants; None when CPython
+    refuses it (an expression deeper than its parser takes: hundreds of parentheses)."""
+    names = ", ".join(f"_k{i}" for i in range(len(writer.values)))
+    if writer.shared:
+        body = [" = ".join([*writer.shared.values(), "None"]), *body]
+    # Only repr() literals, constant names and fixed text go into the source.
+    source = "\n".join([f"def _make({names}):", "    def f(ev):", "        get = ev.get",
+                        *(f"        {line}" for line in body), "    return f", ""])
+    try:
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<falco condition>", "exec"), namespace)
+        fn: Callable[[Event], Any] = namespace["_make"](*writer.values)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return None
+    return fn
+
+
+def _function(plan: Plan) -> Predicate:
+    """The plan as one function."""
+    writer = _Writer(None, [plan])
+    expr = writer.write(plan)
+    if isinstance(expr, bool):
+        return _always if expr else _never
+    return _define(writer, [f"return {expr}"]) or _closure(plan)
+
+
+Matcher = Callable[[Event], Sequence[int]]
+_NONE: tuple[int, ...] = ()
+
+
+def compile_matcher(filters: Sequence[FilterLike], evt_type: str | None = None,
+                    first: bool = True, *, generate: bool = True) -> Matcher:
+    """One function for a list of filters: the indices of those an event matches, in
+    order (only the first one when `first`). With `evt_type`, every event given has
+    that evt.type (a str), and checks of evt.type alone are decided once here.
+
+    generate=False makes no code, only a loop over the filters' closures: quicker to
+    make (microseconds, not milliseconds), slower to run. Filters of another backend
+    (without a plan) are called as they are."""
+    plans: list[Plan | None] = [getattr(flt, "_plan", None) for flt in filters]
+    if generate:
+        fn = _generate_matcher(filters, plans, evt_type, first)
+        if fn is not None:
+            return fn
+    matches = [flt.match if plan is None else _closure(plan)
+               for flt, plan in zip(filters, plans, strict=True)]
+
+    def loop(ev: Event) -> Sequence[int]:
+        out = []
+        for i, match in enumerate(matches):
+            if match(ev):
+                out.append(i)
+                if first:
+                    break
+        return out
+
+    return loop
+
+
+def _generate_matcher(filters: Sequence[FilterLike], plans: list[Plan | None],
+                      evt_type: str | None, first: bool) -> Matcher | None:
+    writer = _Writer(evt_type, [p for p in plans if p is not None])
+    none = writer.const(_NONE)
+    body = [] if first else ["out = []"]
+    for i, (flt, plan) in enumerate(zip(filters, plans, strict=True)):
+        expr = writer.write(plan) if plan is not None else f"{writer.const(flt.match)}(ev)"
+        if expr is False:
+            continue
+        hit = f"return ({i},)" if first else f"out.append({i})"
+        if expr is True:
+            body.append(hit)
+            if first:
+                break
+        else:
+            body += [f"if {expr}:", f"    {hit}"]
+    body.append(f"return {none}" if first else "return out")
+    return _define(writer, body)
+
+
 # ----------------------------------------------------------------------------- compiler
 
 class _Compiler:
     def __init__(self) -> None:
         self.warnings: list[FilterWarning] = []
 
-    def compile(self, expr: Expr) -> Predicate:
+    def compile(self, expr: Expr) -> Plan:
         if isinstance(expr, And):
-            return _all([self.compile(c) for c in _flatten(expr, And)])
+            return _Bool(True, [self.compile(c) for c in _flatten(expr, And)])
         if isinstance(expr, Or):
-            return _any([self.compile(c) for c in _flatten(expr, Or)])
+            return _Bool(False, [self.compile(c) for c in _flatten(expr, Or)])
         if isinstance(expr, Not):
-            child = self.compile(expr.child)
-            return lambda ev: not child(ev)
+            return _Neg(self.compile(expr.child))
         if isinstance(expr, Identifier):
             raise ConditionError(f"Undefined macro '{expr.name}' used in filter.", expr.pos)
-        if isinstance(expr, UnaryCheck):
-            return self.unary(expr)
-        if isinstance(expr, BinaryCheck):
-            return self.binary(expr)
+        if isinstance(expr, UnaryCheck | BinaryCheck):
+            check = self.unary(expr) if isinstance(expr, UnaryCheck) else self.binary(expr)
+            check.node = expr
+            return check
         raise ConditionError("filter error: unexpected expression", int(getattr(expr, "pos", 0)))
 
-    def unary(self, expr: UnaryCheck) -> Predicate:
+    def unary(self, expr: UnaryCheck) -> _Check:
         left = compile_operand_ast(expr.left)
         if expr.op != "exists":
             raise ConditionError(f"unrecognized filter comparison operator '{expr.op}'",
                                  left.pos)
-        return _check(left, lambda x: True)
+        exists = _true
+        return _Check(_check(left, exists), _inline(left, "exists", [], exists),
+                      _reads_only_type(left))
 
-    def binary(self, expr: BinaryCheck) -> Predicate:
+    def binary(self, expr: BinaryCheck) -> _Check:
         left = compile_operand_ast(expr.left)
         parts = expr.op.split()
         base = parts[0] if parts else expr.op
@@ -262,29 +575,29 @@ class _Compiler:
         if err:
             raise ConditionError(f"filter error: {err}", left.pos)
         if isinstance(expr.right, FieldValue):
-            return self.field_comparison(left, base, expr.right)
+            return _Check(self.field_comparison(left, base, expr.right))
         return self.value_comparison(left, base, mod, expr.right)
 
     # -- constant right-hand side
 
     def value_comparison(self, left: CompiledOperand, op: str, mod: str | None,
-                         right: Value | ListValue) -> Predicate:
+                         right: Value | ListValue) -> _Check:
         texts = [right.text] if isinstance(right, Value) else [v.text for v in right.items]
         pos = right.pos
         values = [self.parse_one(left, op, text, pos) for text in texts]
         field = left.field
         if field.mode == "around":
-            return _around_check(int(field.arg or 0), values[0] if values else 0)
+            return _Check(_around_check(int(field.arg or 0), values[0] if values else 0))
         kind = kind_of(left.ftype)
+        type_only = _reads_only_type(left)
         if mod is not None:
             cmp = ops.with_modifier(mod, [ops.scalar_compare(op, kind, [v]) for v in values])
-            return _check(left, cmp)
+            return _Check(_check(left, cmp), None, type_only)
         if left.is_list:
-            return _check(left, ops.list_compare(op, kind, values))
-        fast = _fast_string_check(left, op, values)
-        if fast is not None:
-            return fast
-        return _check(left, ops.scalar_compare(op, kind, values))
+            return _Check(_check(left, ops.list_compare(op, kind, values)), None, type_only)
+        cmp = ops.scalar_compare(op, kind, values)
+        pred = _fast_string_check(left, op, values) or _check(left, cmp)
+        return _Check(pred, _inline(left, op, values, cmp), type_only)
 
     def parse_one(self, left: CompiledOperand, op: str, text: str, pos: int) -> Any:
         self.add_warnings(op, pos, text)
@@ -304,7 +617,7 @@ class _Compiler:
         return value
 
     def add_warnings(self, op: str, pos: int, value: str) -> None:
-        nospaces = "".join(c for c in value if c not in " \t\n\r\v\f")
+        nospaces = value.translate(_NO_BLANKS)
         if op == "regex" and _regex_is_trivial(value):
             self.warnings.append(FilterWarning(
                 f"regex check with '{value}' may be optimized with simpler operators such as "
@@ -312,12 +625,12 @@ class _Compiler:
         if is_field(nospaces):
             self.warnings.append(FilterWarning(
                 f"'{value}' may be a valid field misused as a const string value", pos))
-        for t in ("val", *TRANSFORMERS):
-            if len(nospaces) >= len(t) + 2 and nospaces.startswith(t + "(") \
-                    and nospaces.endswith(")"):
-                self.warnings.append(FilterWarning(
-                    f"'{value}' may be a valid field transformer misused as a const string "
-                    "value", pos))
+        if nospaces.endswith(")"):
+            for t in ("val", *TRANSFORMERS):
+                if len(nospaces) >= len(t) + 2 and nospaces.startswith(t + "("):
+                    self.warnings.append(FilterWarning(
+                        f"'{value}' may be a valid field transformer misused as a const "
+                        "string value", pos))
 
     # -- another field on the right-hand side
 
@@ -360,6 +673,9 @@ class _Compiler:
             return _dynamic_compare(op, kind, values)(x)
 
         return check
+
+
+_NO_BLANKS = str.maketrans("", "", " \t\n\r\v\f")
 
 
 def _flatten(expr: And | Or, kind: type[And] | type[Or]) -> list[Expr]:
@@ -463,8 +779,8 @@ def compile_filter(expr: Expr) -> Filter:
     """Compile a condition (macros already resolved) into a Filter; ConditionError when
     libs' compiler would refuse it."""
     compiler = _Compiler()
-    match = compiler.compile(expr)
-    return Filter(match, _evttypes(expr), tuple(compiler.warnings))
+    plan = compiler.compile(expr)
+    return Filter(plan, _evttypes(expr), tuple(compiler.warnings))
 
 
 def compile_operand(op: Operand) -> Callable[[Event], Any]:
@@ -480,7 +796,34 @@ def compile_operand(op: Operand) -> Callable[[Event], Any]:
     def value(ev: Event) -> Any:
         return to_output(get(ev), ftype)
 
-    return value
+    field = operand.field
+    kind = kind_of(ftype)
+    if operand.transforms or operand.is_list or field.mode != "first" \
+            or len(field.keys[0]) != 1 or kind not in ("str", "int", "bool"):
+        return value
+    # A plain field whose raw value is already of its kind is its own output value
+    # (as value() would make it): most output fields of most alerts.
+    key = field.key
+    if kind == "str":
+        def str_value(ev: Event) -> Any:
+            x = ev.get(key)
+            return x if x.__class__ is str else value(ev)
+
+        return str_value
+    if kind == "bool":
+        def bool_value(ev: Event) -> Any:
+            x = ev.get(key)
+            return x if x is True or x is False else value(ev)
+
+        return bool_value
+    bits, signed = INT_WIDTHS[ftype]
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+    def int_value(ev: Event) -> Any:
+        x = ev.get(key)
+        return x if x.__class__ is int and lo <= x <= hi else value(ev)
+
+    return int_value
 
 
 def operand_type(op: Operand) -> tuple[str, bool]:
@@ -500,3 +843,13 @@ def output_key(op: Operand) -> str:
 def render(value: Any, ftype: str) -> str:
     """How Falco prints a value in an output line (`<NA>` when not available)."""
     return _render(value, ftype)
+
+
+def renderer(ftype: str) -> Callable[[Any], str]:
+    """render() for one type, quicker on the values most fields hold (str, int)."""
+    kind = kind_of(ftype)
+    if kind == "str":
+        return lambda value: value if value.__class__ is str else _render(value, ftype)
+    if kind == "int":
+        return lambda value: str(value) if value.__class__ is int else _render(value, ftype)
+    return lambda value: _render(value, ftype)

@@ -124,10 +124,23 @@ def scalar_compare(op: str, kind: str, values: list[Any]) -> Compare:
     return _ordered_compare(op, v)
 
 
+def _any_net(values: list[Any]) -> Compare:
+    tests = [_net_contains(n) for n in values]
+    if len(tests) == 1:
+        return tests[0]
+
+    def in_any(ip: tuple[int, int]) -> bool:
+        for t in tests:
+            if t(ip):
+                return True
+        return False
+
+    return in_any
+
+
 def _membership(kind: str, values: list[Any]) -> Compare:
     if kind == "net":
-        tests = [_net_contains(n) for n in values]
-        return lambda ip: any(t(ip) for t in tests)
+        return _any_net(values)
     members = frozenset(values)
     return members.__contains__
 
@@ -171,12 +184,7 @@ def list_compare(op: str, kind: str, values: list[Any]) -> Callable[[list[Any]],
     if op == "exists":
         return lambda xs: True
     if kind == "net":
-        tests = [_net_contains(n) for n in values]
-
-        def in_net(x: Any) -> bool:
-            return any(t(x) for t in tests)
-
-        member: Compare = in_net
+        member: Compare = _any_net(values)
     else:
         member = frozenset(values).__contains__
     if op == "in":
