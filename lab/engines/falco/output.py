@@ -253,7 +253,9 @@ def _longest_token(rest: str, compile_operand: OperandCompiler
             last = str(exc.message if isinstance(exc, LabError) else exc)
             size -= 1
             if size <= 0:
-                raise OutputError(f"unknown filter: {last}") from None
+                # libsinsp's words name no token; the place is what a learner needs.
+                token = re.match(r"\S{0,40}", rest).group(0)  # type: ignore[union-attr]
+                raise OutputError(f"unknown filter: {last} (at '%{token}')") from None
 
 
 # --- the alert prefix ---------------------------------------------------------------
