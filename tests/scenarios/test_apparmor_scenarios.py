@@ -69,6 +69,8 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
       says: ["could not run"]
     - check: {type: apparmor_denied, step: backdoor-user}
       says: ["could not run"]
+    - check: {type: apparmor_denied, step: plant-ssh-key}
+      says: ["could not run"]
     - check: {type: apparmor_allowed, step: read-profile}
       says: ["could not run"]
     - check: {type: apparmor_allowed, step: container-sleeps}
@@ -110,6 +112,27 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
     - check: {type: apparmor_denied, step: backdoor-user}
       says: ["write of /etc/passwd was ALLOWED", "`file,` allows write",
              "the task wants it denied"]
+    - check: {type: apparmor_denied, step: plant-ssh-key}
+      says: ["write of /root/.ssh/authorized_keys was ALLOWED", "`file,` allows write",
+             "the task wants it denied"]
+
+- name: writes denied in /tmp and /etc only, the two places the attack was seen writing
+  scenario: apparmor-deny-write
+  write:
+    worker:
+      /etc/apparmor.d/k8s-deny-write: |
+        #include <tunables/global>
+        profile k8s-deny-write flags=(attach_disconnected) {
+          #include <abstractions/base>
+          file,
+          deny /tmp/** w,
+          deny /etc/** w,
+        }
+  edit: *hello_confined
+  run: [[worker, apparmor_parser -r /etc/apparmor.d/k8s-deny-write]]
+  fails:
+    - check: {type: apparmor_denied, step: plant-ssh-key}
+      says: ["write of /root/.ssh/authorized_keys was ALLOWED", "`file,` allows write"]
 
 - name: loaded in complain mode with -C (its deny rule still denies)
   scenario: apparmor-deny-write
@@ -158,6 +181,8 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
       says: ["could not run"]
     - check: {type: apparmor_denied, step: backdoor-user}
       says: ["could not run"]
+    - check: {type: apparmor_denied, step: plant-ssh-key}
+      says: ["could not run"]
     - check: {type: apparmor_allowed, step: read-profile}
       says: ["could not run"]
     - check: {type: apparmor_allowed, step: container-sleeps}
@@ -181,6 +206,8 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
     - check: {type: apparmor_denied, step: touch-tmp}
       says: ["could not run"]
     - check: {type: apparmor_denied, step: backdoor-user}
+      says: ["could not run"]
+    - check: {type: apparmor_denied, step: plant-ssh-key}
       says: ["could not run"]
     - check: {type: apparmor_allowed, step: read-profile}
       says: ["could not run"]
@@ -209,6 +236,8 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
       says: ["write of /tmp/test was ALLOWED", "containerd's default profile"]
     - check: {type: apparmor_denied, step: backdoor-user}
       says: ["write of /etc/passwd was ALLOWED"]
+    - check: {type: apparmor_denied, step: plant-ssh-key}
+      says: ["write of /root/.ssh/authorized_keys was ALLOWED"]
 
 - name: the profile fixed after loading, but not loaded again
   scenario: apparmor-deny-write
@@ -228,6 +257,11 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
   fails:
     - check: {type: apparmor_denied, step: backdoor-user}
       says: ["write of /etc/passwd was ALLOWED: line 4 `file,` allows write",
+             "`file,` allows write — in the profile as you loaded it;",
+             "/etc/apparmor.d/k8s-deny-write has changed since: reload it",
+             "apparmor_parser -r /etc/apparmor.d/k8s-deny-write"]
+    - check: {type: apparmor_denied, step: plant-ssh-key}
+      says: ["write of /root/.ssh/authorized_keys was ALLOWED: line 4 `file,` allows write",
              "`file,` allows write — in the profile as you loaded it;",
              "/etc/apparmor.d/k8s-deny-write has changed since: reload it",
              "apparmor_parser -r /etc/apparmor.d/k8s-deny-write"]
