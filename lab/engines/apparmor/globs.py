@@ -201,9 +201,8 @@ class _Reader:
         while k < len(chars):
             if k + 2 < len(chars) and chars[k + 1] == "-":
                 lo, hi = chars[k], chars[k + 2]
-                if lo > hi:
-                    raise GlobError(f"Regex error: invalid range '{lo}-{hi}'")
-                ranges.append((lo, hi))
+                # apparmor_parser compiles [z-a] exactly as [a-z] (same policy bytes).
+                ranges.append((min(lo, hi), max(lo, hi)))
                 k += 3
             else:
                 ranges.append((chars[k], chars[k]))
