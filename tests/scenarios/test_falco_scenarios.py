@@ -107,6 +107,8 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
       says: ["Falco did not start"]
     - check: {type: falco_no_alert, step: liveness-probe}
       says: ["cannot tell whether"]
+    - check: {type: falco_no_alert, step: ledger-sync-round}
+      says: ["cannot tell whether"]
     - check: {type: falco_no_alert, step: debug-shell}
       says: ["cannot tell whether"]
     - check: {type: falco_alert, step: debug-shell}
@@ -145,6 +147,25 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
     worker:
       /etc/falco/falco.yaml: [["rule_matching: first", "rule_matching: all"]]
   fails: []
+
+# Without spawned_process the rule matches every syscall of a shell, not its start.
+- name: a shell rule without spawned_process fires on what a running shell does
+  scenario: falco-shell-alert
+  write:
+    worker:
+      /etc/falco/falco_rules.local.yaml: |
+        - rule: Shell in payments pod
+          desc: a shell in payments
+          condition: shell_procs and k8s.ns.name = payments
+          output: "%evt.time,%user.name,%proc.name,%container.id"
+          priority: WARNING
+        - rule: Terminal shell in container
+          condition: and not k8s.ns.name = payments
+          override: {condition: append}
+  fails:
+    - check: {type: falco_no_alert, step: ledger-sync-round, rule: Shell in payments pod}
+      says: ["rule 'Shell in payments pod' fired", "a shell running since its pod started",
+             "it starts no new program", ",root,sh,", "make the rule's condition exclude it"]
 
 # --- falco-find-devmem-reader -----------------------------------------------------
 - name: fd.name contains mem also catches meminfo and memory.max
@@ -365,14 +386,18 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
              "(the rule was changed in /etc/falco/falco_rules.local.yaml line 1)"]
     - check: {type: falco_alert, step: proxy-conf-drop}
       says: ["Falco did not start"]
+    - check: {type: falco_alert, step: reloader-writes-passwd}
+      says: ["Falco did not start"]
     - check: {type: falco_no_alert, step: reloader-renders-conf}
       says: ["cannot tell whether"]
     - check: {type: falco_no_alert, step: nginx-reads-conf}
       says: ["cannot tell whether"]
+    - check: {type: falco_no_alert, step: cart-store-writes-data}
+      says: ["cannot tell whether"]
     - check: {type: falco_no_alert, step: inventory-writes-config}
       says: ["cannot tell whether"]
 
-- name: a new rule that watches every open, at the wrong priority
+- name: a new rule that watches every open, at the wrong priority, sparing all config-reloader
   scenario: falco-etc-writes
   write:
     worker:
@@ -389,8 +414,31 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
       says: ["Falco raised 'Etc opened in shop'", "its priority is Warning; the task wants Error"]
     - check: {type: falco_alert, step: proxy-conf-drop}
       says: ["its priority is Warning; the task wants Error"]
+    - check: {type: falco_alert, step: reloader-writes-passwd}
+      says: ["Falco raised no alert",
+             "openat /etc/passwd O_TRUNC|O_CREAT|O_WRONLY by config-reloader"]
     - check: {type: falco_no_alert, step: nginx-reads-conf}
       says: ["rule 'Etc opened in shop' fired", "file=/etc/nginx/nginx.conf"]
+
+- name: config-reloader exempted everywhere, and /etc without its slash
+  scenario: falco-etc-writes
+  write:
+    worker:
+      /etc/falco/falco_rules.local.yaml: |
+        - rule: shop etc
+          desc: d
+          condition: >
+            open_write and k8s.ns.name = shop and fd.name startswith /etc
+            and not proc.name = config-reloader
+          output: "%fd.name %k8s.pod.name"
+          priority: ERROR
+  fails:
+    - check: {type: falco_alert, step: reloader-writes-passwd}
+      says: ["Falco raised no alert", "makes config-reloader write outside its folder",
+             "openat /etc/passwd O_TRUNC|O_CREAT|O_WRONLY by config-reloader"]
+    - check: {type: falco_no_alert, step: cart-store-writes-data}
+      says: ["rule 'shop etc' fired", "(its data folder, not /etc)",
+             "/etcd-data/member/snap/db cart-store-0", "make the rule's condition exclude it"]
 
 - name: right too - a new rule with an exception of its own
   scenario: falco-etc-writes
