@@ -108,6 +108,7 @@ def test_utf8_bom_and_crlf_are_accepted() -> None:
                                "got an array"),
     (b'"open"\n', 1, "expected a JSON object (one event: Falco field -> value), got a string"),
     (b'{"proc.pid":NaN}\n', 1, "not valid JSON: NaN is not valid JSON"),
+    (b'{"proc.pid":1e400}\n', 1, "not valid JSON: 1e400 is out of range for a number"),
     (b'{"a":1}\n{"a":2\n', 2, "not valid JSON: Expecting ',' delimiter (column 7)"),
     (b'{"a":1}\n{"evt.type":"op\xffen"}\n', 2, "not UTF-8 text"),
     (b'{"a":1}\n{"a":2}\n{"a":"\x00"}\n', 3, "binary data (a NUL byte), not JSON lines: "
