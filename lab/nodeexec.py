@@ -21,6 +21,11 @@ from lab.workspace import Workspace
 
 STATUS = ("aa-status", "apparmor_status")
 COMMANDS = (PARSER, *STATUS)
+UTILS = {
+    "aa-enforce": f"load the profile in enforce mode with: {PARSER} -r /etc/apparmor.d/NAME",
+    "aa-complain": f"load the profile in complain mode with: {PARSER} -C -r /etc/apparmor.d/NAME",
+    "aa-disable": f"unload the profile with: {PARSER} -R /etc/apparmor.d/NAME",
+}
 
 
 def node_exec(ws: Workspace, sc: LoadedScenario, node: str, argv: Sequence[str]) -> ExecResult:
@@ -40,6 +45,9 @@ def node_exec(ws: Workspace, sc: LoadedScenario, node: str, argv: Sequence[str])
         return aa_status(loaded(ws, node), enabled, list(argv[1:]), procs)
     res = ExecResult(code=127)
     res.err(f"bash: {argv[0]}: command not found")
+    if prog in UTILS:
+        # apparmor-utils is not on exam nodes by default either; say what does the same.
+        res.err(f"({prog} is in apparmor-utils; {UTILS[prog]})")
     res.err(f"(cks-lab simulates {', '.join(COMMANDS)} on the nodes; edit a node's files in the "
             f"workspace, under {ws.node_root(node)})")
     return res
