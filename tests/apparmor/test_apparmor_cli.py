@@ -290,6 +290,8 @@ def test_eval_text(files: Path) -> None:
         "DENY      network inet raw             no rule allows network inet raw",
         "ALLOW     owner w /tmp/a               line 12: owner /tmp/** rw,",
         "DENY      w /tmp/a                     no rule allows write on /tmp/a",
+        "                                       line 12 `owner /tmp/** rw,` matches but applies "
+        "only to files the task owns",
         "ALLOW     r /etc/ld.so.cache           abstractions/base line 9: /etc/ld.so.cache r,",
         "ALLOW     rw /srv/upload/f             line 13: /srv/** r,  (allows read)",
         "                                       line 15: /srv/upload/* w,  (allows write)",

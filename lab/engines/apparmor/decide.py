@@ -120,8 +120,12 @@ def _explain(kind: str = "", *args: Any) -> str:
         main, refs = args
         return f"denied: {_cite(refs, main)} (deny rules always win, in every mode)"
     if kind == "missing":
-        main, what, refs, near, mode, name = args
+        main, what, refs, near, mode, name, not_owner = args
         partial = f"; {_cite(refs, main)}" if refs else ""
+        # The classic owner trap: the rule matches, but the file is not the task's.
+        partial += "".join(
+            f"; line {r.line} `{r.text}` matches but applies only to files the task owns"
+            for r in not_owner[:3] if r.src.file == main)
         partial += "".join(
             f"; line {r.line} `{r.text}` matches but allows only "
             f"{_words(r.perms) or 'nothing asked'}" for r in near[:3] if r.src.file == main)
@@ -268,7 +272,8 @@ def decide(profile: Profile, access: Access | str) -> Decision:
 
 def _outcome(profile: Profile, acc: Access, granted_refs: list[RuleRef],
              deny_refs: list[RuleRef], missing: set[str], denied: set[str], what: str,
-             exec_mode: str | None = None, near: tuple[FileRule, ...] = ()) -> Decision:
+             exec_mode: str | None = None, near: tuple[FileRule, ...] = (),
+             not_owner: tuple[FileRule, ...] = ()) -> Decision:
     """Turn what was granted and denied into a verdict (and what its reason will say)."""
     name = profile.full_name
     main = profile.src.file
@@ -283,7 +288,7 @@ def _outcome(profile: Profile, acc: Access, granted_refs: list[RuleRef],
     refs = tuple(granted_refs)
     verdict = COMPLAIN if profile.mode == "complain" else DENY
     return Decision(acc, verdict, refs, exec_mode, name,
-                    ("missing", main, what, refs, near, profile.mode, name))
+                    ("missing", main, what, refs, near, profile.mode, name, not_owner))
 
 
 def _decide_file(profile: Profile, idx: _Index, acc: Access) -> Decision:
@@ -296,9 +301,14 @@ def _decide_file(profile: Profile, idx: _Index, acc: Access) -> Decision:
     allow_hits: list[_FileEntry] = []
     deny_hits: list[_FileEntry] = []
     near_hits: list[_FileEntry] = []
+    not_owner: list[_FileEntry] = []
     want = acc.perms
     for fullmatch, halves_, perms, is_deny, e in candidates:
-        if not halves_[half] or fullmatch(path) is None:
+        if not halves_[half]:
+            if not is_deny and perms & want and fullmatch(path) is not None:
+                not_owner.append(e)  # only to explain a denial
+            continue
+        if fullmatch(path) is None:
             continue
         useful = perms & want
         if is_deny:
@@ -341,7 +351,7 @@ def _decide_file(profile: Profile, idx: _Index, acc: Access) -> Decision:
     if acc.owner:
         what += " (as its owner)"
     return _outcome(profile, acc, granted_refs, deny_refs, missing, denied, what, exec_mode,
-                    tuple(e.rule for e in near_hits))
+                    tuple(e.rule for e in near_hits), tuple(e.rule for e in not_owner))
 
 
 def _missing_child(profile: Profile, idx: _Index, rule: FileRule, path: str) -> str | None:
