@@ -27,6 +27,9 @@ def test_podspec(case: dict[str, Any]) -> None:
         assert podspec.invalid_message(tpl, errors) == exp["invalid"]
     else:
         assert errors == [], [str(e) for e in errors]
+    # A workload applies; its controller's pod create is what the mismatch check refuses.
+    on_create = [str(e) for e in podspec.validate_pod_create(tpl)]
+    assert on_create == exp.get("invalid_on_pod_create", [])
     cname = case.get("container") or podspec.containers(tpl)[0].name
     conf = podspec.resolve(tpl, cname)
     for key in ("type", "profile", "source", "field"):

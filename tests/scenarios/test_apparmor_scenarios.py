@@ -366,7 +366,7 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
   run: [[worker, apparmor_parser -r /etc/apparmor.d/usr.sbin.nginx]]
   fails:
     - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-4xk2p}
-      says: ["was never created", "Invalid", "must match"]
+      says: ["FailedCreate", 'Pod "frontend-6c9f8d7b5d-4xk2p" is invalid', "must match"]
     - check: {type: apparmor_pod_confined, pod: frontend-6c9f8d7b5d-9wz7m}
       says: ["was never created"]
     - check: {type: apparmor_denied, step: deface}

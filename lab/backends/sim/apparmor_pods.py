@@ -97,6 +97,14 @@ def _read_manifest(ws: Workspace, pod: Pod) -> _Applied:
             return _Applied(tpl, "invalid", "Invalid",
                             f"Error from server (Invalid): {podspec.invalid_message(tpl, errors)}",
                             where)
+        on_create = podspec.validate_pod_create(tpl)
+        if on_create:
+            body = "; ".join(map(str, on_create))
+            owner = "ReplicaSet" if tpl.kind == "Deployment" else tpl.kind
+            return _Applied(tpl, "invalid", "FailedCreate",
+                            f"{tpl.kind} {tpl.name} applied, but its {owner} cannot create pods "
+                            f'(event FailedCreate): Error creating: Pod "{pod.name}" is invalid: '
+                            f"{body}", where)
         return _Applied(tpl, source=where)
     return _Applied(None, "missing", "kubectl apply",
                     f"{ref.path} creates no pod {pod.namespace}/{pod.name}: it needs a Pod named "

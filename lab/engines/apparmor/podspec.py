@@ -255,8 +255,22 @@ def validate(tpl: PodTemplate) -> list[FieldError]:
     for c in containers(tpl):
         errors += _validate_field(_profile_field(c.data),
                                   f"{c.field}.securityContext.appArmorProfile")
-    errors += _mismatches(tpl)
+    if tpl.kind == "Pod":
+        errors += _mismatches(tpl)
     return errors
+
+
+def validate_pod_create(tpl: PodTemplate) -> list[FieldError]:
+    """What the API server refuses only when a workload's controller creates the pod.
+
+    The annotation/field match is checked on pod create (ValidatePodCreate), not on
+    pod templates: the Deployment applies, its ReplicaSet then fails to create pods.
+    The paths are the pod's own ("spec.containers[0]...").
+    """
+    if tpl.kind == "Pod":
+        return []
+    strip = len(tpl.prefix)
+    return [FieldError(e.field[strip:], e.kind, e.detail, e.value) for e in _mismatches(tpl)]
 
 
 def _mismatches(tpl: PodTemplate) -> Iterator[FieldError]:
