@@ -324,19 +324,3 @@ def _parse_time(value: Any) -> int | None:
         frac = (m.group(3) or "").ljust(9, "0")
         return int(base.timestamp()) * 1_000_000_000 + int(frac)
     return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str):
-        m = re.fullmatch(
-            r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?",
-            value.strip(),
-        )
-        if m is None:
-            return int(value) if value.strip().isdigit() else None
-        tz = m.group(4) or "Z"
-        base = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{'+00:00' if tz == 'Z' else tz}")
-        frac = (m.group(3) or "").ljust(9, "0")
-        return int(base.timestamp()) * 1_000_000_000 + int(frac)
-    return None
