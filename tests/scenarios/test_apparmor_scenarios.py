@@ -13,19 +13,18 @@ check; right answers other than the reference have an empty `fails`.
 from __future__ import annotations
 
 import functools
-import re
 import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from learner_answers import assert_fails_as_listed, case_param, edit_files, write_files
 
 from lab import service
 from lab.backends.sim import SimBackend
 from lab.grading.grader import grade
-from lab.grading.results import CheckResult, ScenarioResult
-from lab.nodefs import resolve_in_node
+from lab.grading.results import ScenarioResult
 from lab.paths import bundled_scenarios_dir
 from lab.scenarios.loader import LoadedScenario, load_scenario
 from lab.service import Opened
@@ -745,33 +744,18 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
 )
 
 
-def _write(ws: Workspace, files: dict[str, dict[str, str]]) -> None:
-    for node, by_path in files.items():
-        for path, text in by_path.items():
-            target = resolve_in_node(ws.node_root(node), path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(PROFILES.get(text, text))
+def _profile_text(text: str) -> str:
+    return PROFILES.get(text, text)
+
+
+def _edit_text(new: str) -> str:
+    return _pod_profile(new.split(" ", 1)[1]) if new.startswith("@pod_profile ") else new
 
 
 def _pod_profile(name: str) -> str:
     """`spec:` of a Pod with the pod-level AppArmor field for a Localhost profile."""
     return ("spec:\n  securityContext:\n    appArmorProfile:\n      type: Localhost\n"
             f"      localhostProfile: {name}\n")
-
-
-def _edit(ws: Workspace, files: dict[str, dict[str, list[list[str]]]]) -> None:
-    for node, by_path in files.items():
-        for path, edits in by_path.items():
-            target = resolve_in_node(ws.node_root(node), path)
-            text = target.read_text()
-            for old, new in edits:
-                if new.startswith("@pod_profile "):
-                    new = _pod_profile(new.split(" ", 1)[1])
-                literal = new.replace("\\", "\\\\")  # the new text is not a template
-                text, n = re.subn(old, literal, text, count=1, flags=re.S)
-                if n != 1:
-                    raise LookupError(f"case is stale: /{old}/ not in {path}")
-            target.write_text(text)
 
 
 def _run(op: Opened, commands: list[list[Any]]) -> None:
@@ -792,20 +776,11 @@ def _learner_workspace(sc: LoadedScenario, root: Path, case: dict[str, Any]) -> 
         for task in sc.model.tasks:
             for f in task.solution.files:
                 ws.write_node_file(sc, f)
-    _write(ws, case.get("write") or {})
-    _edit(ws, case.get("edit") or {})
+    write_files(ws, case.get("write") or {}, _profile_text)
+    edit_files(ws, case.get("edit") or {}, _edit_text)
     _run(op, case.get("run") or [])
-    _write(ws, case.get("then_write") or {})  # e.g. a fix made after loading
+    write_files(ws, case.get("then_write") or {}, _profile_text)  # e.g. a fix made after loading
     return ws
-
-
-def _checks(sc: LoadedScenario, result: ScenarioResult) -> list[tuple[dict[str, Any], CheckResult]]:
-    """Each check's parameters (with its type) beside its result."""
-    out = []
-    for t_model, t_res in zip(sc.model.tasks, result.tasks, strict=True):
-        for c_model, c_res in zip(t_model.checks, t_res.checks, strict=True):
-            out.append(({"type": c_model.type, **c_model.params}, c_res))
-    return out
 
 
 @functools.cache
@@ -819,33 +794,10 @@ def _grade(case: dict[str, Any], tmp_path: Path) -> tuple[LoadedScenario, Scenar
     return sc, grade(sc.model, SimBackend().run_attack(sc, ws))
 
 
-def _params(case: dict[str, Any]) -> Any:
-    xfail = pytest.mark.xfail(strict=True, raises=AssertionError, reason=str(case.get("xfail")))
-    marks = [xfail] if "xfail" in case else []
-    return pytest.param(case, id=case["name"], marks=marks)
-
-
-@pytest.mark.parametrize("case", [_params(c) for c in CASES])
+@pytest.mark.parametrize("case", [case_param(c) for c in CASES])
 def test_learner_answer(case: dict[str, Any], tmp_path: Path) -> None:
     sc, result = _grade(case, tmp_path)
-    checks = _checks(sc, result)
-    expected_failures: list[CheckResult] = []
-    for exp in case["fails"]:
-        spec = exp["check"]
-        found = [res for params, res in checks if all(params.get(k) == v for k, v in spec.items())]
-        if len(found) != 1:  # not an AssertionError: an xfail row must not hide it
-            raise LookupError(f"case is stale: {len(found)} checks match {spec}")
-        check = found[0]
-        assert not check.passed, f"{check.title} passed: {check.explanation}"
-        for words in exp.get("says", []):
-            assert words in check.full_explanation, f"{words!r} not in: {check.full_explanation}"
-        expected_failures.append(check)
-    unexpected = [
-        f"{res.title}: {res.full_explanation}"
-        for _, res in checks
-        if not res.passed and not any(res is f for f in expected_failures)
-    ]
-    assert not unexpected, unexpected
+    assert_fails_as_listed(sc, result, case["fails"])
 
 
 def test_every_apparmor_scenario_has_rows() -> None:

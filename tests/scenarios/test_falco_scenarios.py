@@ -12,18 +12,17 @@ the reference have an empty `fails`.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from learner_answers import assert_fails_as_listed, case_param, edit_files, write_files
 
 from lab.backends.sim import SimBackend
 from lab.grading.grader import grade
 from lab.grading.report_text import render_text
-from lab.grading.results import CheckResult, ScenarioResult
-from lab.nodefs import resolve_in_node
+from lab.grading.results import ScenarioResult
 from lab.paths import bundled_scenarios_dir
 from lab.scenarios.loader import LoadedScenario, load_scenario
 from lab.workspace import Workspace, create_workspace
@@ -462,31 +461,9 @@ CASES: list[dict[str, Any]] = yaml.safe_load(r"""
 def _learner_workspace(sc: LoadedScenario, root: Path, case: dict[str, Any]) -> Workspace:
     ws = create_workspace(root, sc, "sim")
     SimBackend().prepare(sc, ws)
-    for node, files in (case.get("write") or {}).items():
-        for path, text in files.items():
-            target = resolve_in_node(ws.node_root(node), path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-    for node, files in (case.get("edit") or {}).items():
-        for path, edits in files.items():
-            target = resolve_in_node(ws.node_root(node), path)
-            text = target.read_text()
-            for old, new in edits:
-                literal = new.replace("\\", "\\\\")  # the new text is not a template
-                text, n = re.subn(old, literal, text, count=1, flags=re.S)
-                if n != 1:
-                    raise LookupError(f"case is stale: /{old}/ not in {path}")
-            target.write_text(text)
+    write_files(ws, case.get("write") or {})
+    edit_files(ws, case.get("edit") or {})
     return ws
-
-
-def _checks(sc: LoadedScenario, result: ScenarioResult) -> list[tuple[dict[str, Any], CheckResult]]:
-    """Each check's parameters (with its type) beside its result."""
-    out = []
-    for t_model, t_res in zip(sc.model.tasks, result.tasks, strict=True):
-        for c_model, c_res in zip(t_model.checks, t_res.checks, strict=True):
-            out.append(({"type": c_model.type, **c_model.params}, c_res))
-    return out
 
 
 def _run(case: dict[str, Any], tmp_path: Path) -> tuple[LoadedScenario, ScenarioResult]:
@@ -495,33 +472,10 @@ def _run(case: dict[str, Any], tmp_path: Path) -> tuple[LoadedScenario, Scenario
     return sc, grade(sc.model, SimBackend().run_attack(sc, ws))
 
 
-def _params(case: dict[str, Any]) -> Any:
-    xfail = pytest.mark.xfail(strict=True, raises=AssertionError, reason=str(case.get("xfail")))
-    marks = [xfail] if "xfail" in case else []
-    return pytest.param(case, id=case["name"], marks=marks)
-
-
-@pytest.mark.parametrize("case", [_params(c) for c in CASES])
+@pytest.mark.parametrize("case", [case_param(c) for c in CASES])
 def test_learner_answer(case: dict[str, Any], tmp_path: Path) -> None:
     sc, result = _run(case, tmp_path)
-    checks = _checks(sc, result)
-    expected_failures: list[CheckResult] = []
-    for exp in case["fails"]:
-        spec = exp["check"]
-        found = [res for params, res in checks if all(params.get(k) == v for k, v in spec.items())]
-        if len(found) != 1:  # not an AssertionError: an xfail row must not hide it
-            raise LookupError(f"case is stale: {len(found)} checks match {spec}")
-        check = found[0]
-        assert not check.passed, f"{check.title} passed: {check.explanation}"
-        for words in exp.get("says", []):
-            assert words in check.full_explanation, f"{words!r} not in: {check.full_explanation}"
-        expected_failures.append(check)
-    unexpected = [
-        f"{res.title}: {res.full_explanation}"
-        for _, res in checks
-        if not res.passed and not any(res is f for f in expected_failures)
-    ]
-    assert not unexpected, unexpected
+    assert_fails_as_listed(sc, result, case["fails"])
 
 
 def test_every_falco_scenario_has_rows() -> None:
