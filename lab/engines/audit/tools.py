@@ -16,24 +16,13 @@ from lab.engines.audit.checker import (
 )
 from lab.engines.audit.policy import Policy, PolicyError, load_policy_file
 from lab.errors import LabError
+from lab.jsonkind import json_kind
 
 _OBJECT_REF_FIELDS = ("apiGroup", "apiVersion", "resource", "subresource", "namespace", "name")
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
 def _bad(value: Any, item: str, want: str = "a string") -> LabError:
-    return LabError(f"must be {want}, got {_kind(value)}", item=item)
+    return LabError(f"must be {want}, got {json_kind(value)}", item=item)
 
 
 def attributes_from_event(obj: dict[str, Any]) -> RequestAttributes:
@@ -59,7 +48,7 @@ def _request_fields(obj: dict[str, Any]) -> _Fields:
     """The request attributes as a plain tuple: hashable, and cheap to build."""
     # Plain `type(x) is str` checks: this runs once per line of a large log.
     if type(obj) is not dict:
-        raise LabError(f"expected a JSON object shaped like an audit Event, got {_kind(obj)}",
+        raise LabError(f"expected a JSON object shaped like an audit Event, got {json_kind(obj)}",
                        item="event")
     if "verb" not in obj:
         raise LabError("missing: every audit Event has a verb", item="verb")

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from lab.engines.falco.engine import Alert, LoadResult, Ruleset, load_rules
 from lab.errors import LabError
+from lab.jsonkind import json_kind
 
 # The official rules files are ~65 KB each; a rules file a hundred times that is
 # not a rules file (and YAML parsing it would take a long while).
@@ -237,18 +238,6 @@ class _EventDecoder:
         return obj
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
 def parse_event(line: str, source: str, number: int,
                 decoder: _EventDecoder | None = None) -> dict[str, Any] | None:
     """One trace line as an event (None for a blank line); a located LabError if it is not."""
@@ -262,7 +251,7 @@ def parse_event(line: str, source: str, number: int,
         raise _json_error(e, source, number) from None
     if type(event) is not dict:
         raise LabError(f"expected a JSON object (one event: Falco field -> value), "
-                       f"got {_kind(event)}", file=source, line=number)
+                       f"got {json_kind(event)}", file=source, line=number)
     if d.objects != 1:
         _check_values(event, source, number)
     return event
@@ -282,7 +271,7 @@ def _check_values(event: dict[str, Any], source: str, number: int) -> None:
     for key, value in event.items():
         if _holds_object(value):
             raise LabError(f"a field's value is a string, number, boolean, null or a list of "
-                           f"those, got {_kind(value)}", file=source, line=number, item=key)
+                           f"those, got {json_kind(value)}", file=source, line=number, item=key)
 
 
 def trace_events(stream: IO[bytes], source: str) -> Iterator[tuple[int, dict[str, Any]]]:
