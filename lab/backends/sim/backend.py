@@ -7,7 +7,6 @@ from datetime import datetime
 
 from lab.backends.base import Progress, no_progress
 from lab.backends.sim.audit import replay_audit
-from lab.backends.sim.falco import run_falco
 from lab.backends.sim.node_files import SimNodeFiles
 from lab.evidence import Evidence
 from lab.scenarios.loader import LoadedScenario
@@ -47,6 +46,8 @@ class SimBackend:
             )
             progress(f"replayed {len(calls)} API request(s)")
         if sc.model.needs_falco:
+            from lab.backends.sim.falco import run_falco  # its engine, only when needed
+
             progress("starting Falco on the nodes")
             evidence.falco = run_falco(ws, sc, run_id, self._now)
             seen = sum(len(v) for v in evidence.falco.events.values())
