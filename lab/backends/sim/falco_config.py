@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lab.engines.falco.engine import PRIORITIES
+from lab.engines.falco.priorities import parse_priority
 from lab.errors import LabError
 from lab.yamlsafe import Document, parse_all
 
@@ -116,12 +117,10 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def parse_priority(text: str) -> str | None:
+def priority_name(text: str) -> str | None:
     """Falco's priority name for a case-insensitive one ("info" is Informational)."""
-    low = text.lower()
-    if low == "info":
-        return "Informational"
-    return next((p for p in PRIORITIES if p.lower() == low), None)
+    index = parse_priority(text)
+    return None if index is None else PRIORITIES[index]
 
 
 def parse_config(raw: bytes, source: str = CONFIG_PATH) -> FalcoConfig:
@@ -177,7 +176,7 @@ def parse_config(raw: bytes, source: str = CONFIG_PATH) -> FalcoConfig:
             f'Unknown rule matching strategy "{matching}"--must be one of first, all',
         )
     priority_text = r.string("priority", "debug")
-    priority = parse_priority(priority_text)
+    priority = priority_name(priority_text)
     if priority is None:
         raise r.fail(
             ("priority",),

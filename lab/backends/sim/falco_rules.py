@@ -10,11 +10,12 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from lab.backends.sim.falco_config import FalcoConfig
 from lab.backends.sim.falco_files import FalcoFiles
 from lab.engines.falco.engine import PRIORITIES, LoadResult, Ruleset, load_rules
+from lab.engines.falco.priorities import parse_priority
 from lab.errors import LabError
 from lab.evidence import FalcoMessage, FalcoRule, FalcoRulesFile
 
@@ -117,13 +118,11 @@ def rule_facts(ruleset: Ruleset) -> list[FalcoRule]:
 
 
 @lru_cache(maxsize=16)
-def _load(
-    sources: tuple[tuple[str, str], ...], min_priority: str, rule_matching: Literal["first", "all"]
-) -> LoadResult:
-    """The engine's load, kept for the same files: every check starts Falco afresh (and
-    again after a package upgrade) on files that mostly did not change. A ruleset
-    only reads its rules, so one can serve several runs."""
-    return load_rules(sources, min_priority=min_priority, rule_matching=rule_matching)
+def _load(sources: tuple[tuple[str, str], ...]) -> LoadResult:
+    """The engine's load without falco.yaml's filters, kept for the same files: every
+    check starts Falco afresh (and again after a package upgrade) on files that mostly
+    did not change. A ruleset only reads its rules, so one can serve several runs."""
+    return load_rules(sources, min_priority="debug", rule_matching="all")
 
 
 def load_node_rules(files: FalcoFiles, cfg: FalcoConfig) -> RulesetFacts:
@@ -138,7 +137,7 @@ def load_node_rules(files: FalcoFiles, cfg: FalcoConfig) -> RulesetFacts:
         facts.files = [FalcoRulesFile(p, "Not loaded") for p in paths]
         facts.error, facts.error_lines = e.message, [e.message]
         return facts
-    result = _load(tuple(sources), cfg.priority.lower(), cfg.rule_matching)
+    result = _load(tuple(sources))
     failed: str | None = None
     for report in result.reports:
         if failed is not None:  # Falco stops at the first invalid file
@@ -158,9 +157,14 @@ def load_node_rules(files: FalcoFiles, cfg: FalcoConfig) -> RulesetFacts:
     if result.ruleset is None:
         facts.error = facts.error or "the rules files did not load"
         return facts
+    # falco.yaml's filters only pick which compiled rules run: the same rules serve
+    # the ruleset Falco runs and the unfiltered one that tells what they dropped.
     facts.ruleset = result.ruleset
     if cfg.priority != "Debug" or cfg.rule_matching != "all":
-        facts.unfiltered = _load(tuple(sources), "debug", "all").ruleset
-    # Rules below the minimum priority are in the unfiltered ruleset only.
-    facts.rules = rule_facts(facts.unfiltered or result.ruleset)
+        facts.unfiltered = result.ruleset
+        minimum = parse_priority(cfg.priority)
+        assert minimum is not None  # parse_config checked it
+        facts.ruleset = Ruleset(result.ruleset.rules, min_priority=minimum,
+                                rule_matching=cfg.rule_matching)
+    facts.rules = rule_facts(result.ruleset)
     return facts
