@@ -255,3 +255,12 @@ def test_setup_load_profiles_are_loaded_at_start_and_reset(tmp_path: Path) -> No
     service.reset(Opened(ws, sc))
     ev = SimBackend().run_attack(sc, ws).apparmor
     assert ev is not None and [p.name for p in ev.nodes["worker"].loaded] == ["k8s-deny-write"]
+
+
+def test_apparmor_nodes_start_with_their_profile_folder(tmp_path: Path,
+                                                       scenario: LoadedScenario) -> None:
+    """Every AppArmor node has /etc/apparmor.d, where a learner writes a new profile."""
+    ws = workspace(tmp_path, scenario, False)
+    assert (ws.node_root("worker") / "etc" / "apparmor.d").is_dir()
+    assert (ws.node_root("controlplane") / "etc" / "apparmor.d").is_dir()
+    assert not (ws.node_root("legacy") / "etc" / "apparmor.d").exists()  # no AppArmor there

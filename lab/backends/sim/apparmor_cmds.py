@@ -316,6 +316,12 @@ def load_setup_profiles(ws: Workspace, sc: LoadedScenario) -> list[str]:
     Returns the problems (a scenario's own profile that does not load)."""
     kernel.unload_all(ws)
     enabled = {n.name: n.apparmor for n in sc.model.cluster.nodes}
+    if sc.model.needs_apparmor:
+        # The apparmor package's profile folder, which every AppArmor node has: a learner
+        # writes the new profile there, as on the exam.
+        for node in (name for name, on in enabled.items() if on):
+            folder = resolve_in_node(ws.node_root(node), kernel.PROFILE_DIR)
+            folder.mkdir(parents=True, exist_ok=True)
     problems = []
     for ref in sc.model.setup.load_profiles:
         res = ParserRun(ws, ref.node, enabled.get(ref.node, True)).run(["-r", ref.path])
