@@ -195,6 +195,7 @@ def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
             "max_points": result.max_points,
             "passed": result.passed,
             "tasks": {t.id: t.passed for t in result.tasks},
+            "checks": {t.id: {c.title: c.passed for c in t.checks} for t in result.tasks},
         }
     )
     op.ws.update_state(attempts=attempts[-100:])

@@ -49,6 +49,8 @@ class Attempt:
     max_points: int
     passed: bool
     tasks: dict[str, bool] = field(default_factory=dict)  # task id -> passed
+    # task id -> {check title: passed}, for "what changed since the previous check"
+    checks: dict[str, dict[str, bool]] = field(default_factory=dict)
     other: dict[str, Any]
 
 
