@@ -134,7 +134,7 @@ def test_state_keeps_its_on_disk_format_and_unknown_keys(tmp_path: Path) -> None
     service.take_hint(op, "retention")
     state = json.loads(op.ws.state_path.read_text())
     assert state["from_a_newer_lab"] == 1 and state["hints"] == {"retention": 1}
-    assert set(state["attempts"][0]) == {"at", "points", "max_points", "passed", "tasks"}
+    assert set(state["attempts"][0]) == {"at", "points", "max_points", "passed", "tasks", "checks"}
 
 
 def test_state_is_written_without_following_symlinks(tmp_path: Path) -> None:
