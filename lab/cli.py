@@ -15,6 +15,9 @@ from lab.cli_apparmor import apparmor
 from lab.cli_audit import audit
 from lab.cli_falco import falco
 from lab.cli_node import node
+from lab.cli_progress import progress
+from lab.cli_tui import tui
+from lab.cli_work import diff, shell
 from lab.clierrors import lab_errors
 from lab.errors import LabError
 from lab.fsutil import write_all_or_none
@@ -59,8 +62,14 @@ def _progress(message: str) -> None:
 @click.version_option(__version__, prog_name="cks-lab")
 @click.pass_context
 def main(ctx: click.Context, scenarios: tuple[Path, ...], debug: bool) -> None:
-    """A lab for the CKS exam's runtime security: audit logging, Falco, AppArmor."""
+    """A lab for the CKS exam's runtime security: audit logging, Falco, AppArmor.
+
+    With no command in a terminal it opens the lab's TUI; piped, it lists the scenarios.
+    """
     if ctx.invoked_subcommand is None:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            ctx.invoke(tui)
+            return
         ctx.invoke(list_cmd)
         click.echo("\nStart one with: cks-lab start ID   (cks-lab --help for everything)")
 
@@ -116,10 +125,13 @@ def check(workspace: Path | None, json_out: Path | None) -> None:
     from lab import service
     from lab.grading.report_json import render_json
     from lab.grading.report_text import render_text
+    from lab.present import changes_text
 
     op = service.open_scenario(_catalog(), workspace)
     result = service.check(op, progress=_progress)
     click.echo(render_text(result, color=sys.stdout.isatty(), width=_width()))
+    if since := changes_text(*service.check_changes(op)):
+        click.echo(f"\n{since}")
     if json_out:
         write_all_or_none({json_out: render_json([result])})
     sys.exit(0 if result.passed else 1)
@@ -321,3 +333,7 @@ main.add_command(audit)
 main.add_command(falco)
 main.add_command(apparmor)
 main.add_command(node)
+main.add_command(progress)
+main.add_command(tui)
+main.add_command(shell)
+main.add_command(diff)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import difflib
 
+from lab.changes import Change
+from lab.grading.report_text import escape_controls
+from lab.learner_diff import FileDiff
 from lab.scenarios.loader import LoadedScenario
 from lab.scenarios.model import Task
 from lab.service import HintTaken, Opened, Status
@@ -141,4 +144,46 @@ def status_text(st: Status) -> str:
         cost = f" (costing {n} point{'' if n == 1 else 's'})" if taken else ""
         seen = ", solution viewed" if task.id in st.solutions_viewed else ""
         lines.append(f"  task {task.id}: hints {taken}/{len(task.hints)}{cost}{seen}")
+    return "\n".join(lines)
+
+
+def _shown(line: str) -> str:
+    # A learner's file may hold ESC sequences; a tab is shown, as YAML refuses one.
+    return escape_controls(line.replace("\t", "\\t"))
+
+
+def diff_text(diffs: list[FileDiff]) -> str:
+    """`cks-lab diff`: each file the solution writes, as a diff from yours to it."""
+    if not diffs:
+        return "The reference solution writes no files (`cks-lab solution` shows what it does)."
+    out = ["Your files against the reference solution (- yours, + the solution's):"]
+    for d in diffs:
+        tasks = ", ".join(d.tasks)
+        head = f"node {d.node}: {_shown(d.path)} (task{'s' if len(d.tasks) > 1 else ''} {tasks})"
+        if d.same:
+            out += ["", f"{head} — the same as the solution's"]
+        elif d.note:
+            missing = "you have no such file; " if d.missing else ""
+            out += ["", f"{head} — {missing}{_shown(d.note)}"]
+        else:
+            what = "you have no such file; the solution's" if d.missing else "yours -> solution's"
+            out += ["", f"{head} — {what}:", "```diff", *map(_shown, d.lines), "```"]
+    return "\n".join(out)
+
+
+def _points(n: int) -> str:
+    return f"{n:+d} point{'' if abs(n) == 1 else 's'}"
+
+
+def changes_text(changes: list[Change], delta: int | None) -> str:
+    """What changed since the previous check; "" when there was none (delta None)."""
+    if delta is None:
+        return ""
+    head = f"Since the previous check: {_points(delta)}"
+    if not changes:
+        return head + "; no check changed."
+    lines = [head]
+    for c in changes:
+        what = f"{_shown(c.check)} (task {c.task})" if c.check else f"task {c.task}"
+        lines.append(f"  {'now passing' if c.now_passed else 'now failing'}: {what}")
     return "\n".join(lines)

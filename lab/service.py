@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab import progress as progress_store
 from lab.backends.base import Backend, Progress, no_progress
 from lab.backends.sim import SimBackend
 from lab.errors import LabError
@@ -22,6 +23,7 @@ from lab.grading.grader import grade
 from lab.grading.results import ScenarioResult
 from lab.grading.validate import validate_checks
 from lab.paths import data_dir
+from lab.progress import AttemptRow, ScenarioProgress, SkillSummary
 from lab.safecopy import SUBMISSION, copy_tree
 from lab.scenarios.catalog import Catalog
 from lab.scenarios.effects import command_words
@@ -38,6 +40,9 @@ from lab.workspace import (
 
 if TYPE_CHECKING:
     from lab.backends.sim.apparmor_cmds import ExecResult
+    from lab.changes import Change
+    from lab.learner_diff import FileDiff
+    from lab.shell import ShellCommand
 
 BACKENDS = ("sim",)
 
@@ -64,6 +69,10 @@ def set_current(ws: Workspace) -> None:
 
 
 def current_workspace() -> Path:
+    """CKS_LAB_WORKSPACE (the lab's node shell sets it), else the last started one."""
+    env = os.environ.get("CKS_LAB_WORKSPACE")
+    if env:
+        return Path(env)
     try:
         return Path(json.loads(_current_file().read_text())["workspace"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -171,6 +180,30 @@ def open_scenario(catalog: Catalog, workspace: Path | None = None) -> Opened:
     return Opened(ws, validated(sc))
 
 
+def scenario_and_workspace(
+    catalog: Catalog, scenario_id: str
+) -> tuple[LoadedScenario, Opened | None]:
+    """A catalog scenario and its default workspace when it was started (the TUI's view)."""
+    sc = find_scenario(catalog, scenario_id)
+    root = default_workspace(sc.id)
+    return sc, (open_scenario(catalog, root) if is_workspace(root) else None)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    available: bool
+    detail: str  # why not, when it is not available
+
+
+def backend_status() -> list[BackendInfo]:
+    """Which backends this lab can use here (the kind backend is not built yet)."""
+    return [
+        BackendInfo("sim", True, "embedded: nodes are folders, attacks are replayed"),
+        BackendInfo("kind", False, "not in this version yet"),
+    ]
+
+
 def hint_penalties(op: Opened) -> dict[str, int]:
     taken = op.ws.state().get("hints", {})
     out: dict[str, int] = {}
@@ -199,7 +232,22 @@ def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
         }
     )
     op.ws.update_state(attempts=attempts[-100:])
+    _record_progress(op, result, str(state.get("backend", "sim")))
     return result
+
+
+def _record_progress(op: Opened, result: ScenarioResult, backend: str) -> None:
+    """Progress is a record of the work, never a condition of grading: record_check
+    turns a store problem into a warning (lab.progress), and so is anything else."""
+    try:
+        progress_store.record_check(
+            op.sc.id, list(op.sc.model.skills), result, workspace=op.ws.root, backend=backend
+        )
+    except Exception as e:
+        progress_store.warn(
+            f"the check was not recorded in your progress ({type(e).__name__}: {e}; "
+            "this is a bug)"
+        )
 
 
 def unfinished_task(op: Opened) -> Task | None:
@@ -306,11 +354,137 @@ def node_exec(op: Opened, node: str, argv: list[str]) -> ExecResult:
     return run(op.ws, op.sc, node, argv)
 
 
+# --- a shell on a node, your files against the solution, what changed -----------
+
+
+def shell_command(
+    op: Opened, node: str | None = None, *, base_env: Mapping[str, str] | None = None
+) -> ShellCommand:
+    """`cks-lab shell [NODE]`: the shell to run in the node's folder (sim backend).
+    Run it with lab.shell.run, or show its `display` line."""
+    from lab.shell import shell_command as build
+
+    return build(op, node, base_env=base_env)
+
+
+def last_check_passed(op: Opened, task_id: str | None = None) -> bool:
+    """Whether the last check passed the task (every task when None); False before any."""
+    attempts = op.ws.state().get("attempts") or []
+    if not attempts:
+        return False
+    if task_id is None:
+        return bool(attempts[-1].get("passed"))
+    return bool(attempts[-1].get("tasks", {}).get(_task(op, task_id).id))
+
+
+def learner_diff(op: Opened, task_id: str | None = None) -> list[FileDiff]:
+    """The learner's files against those the reference solution writes (the
+    task's, or every task's). Counts as viewing the solution of those tasks."""
+    from lab.learner_diff import learner_diff as compare
+
+    tasks = [_task(op, task_id)] if task_id else list(op.sc.model.tasks)
+    op.ws.guard()
+    roots = {n.name: op.ws.node_root(n.name) for n in op.sc.model.cluster.nodes}
+    diffs = compare(roots, op.sc, tasks)
+    viewed = set(op.ws.state().get("solutions_viewed", []))
+    viewed.update(t for d in diffs for t in d.tasks)  # a task with no files showed nothing
+    op.ws.update_state(solutions_viewed=sorted(viewed))
+    return diffs
+
+
+def check_changes(op: Opened) -> tuple[list[Change], int | None]:
+    """What the last check changed since the one before: the checks whose verdict
+    flipped (in task order) and the points gained (negative: lost); ([], None)
+    when there are not two checks yet."""
+    from lab.changes import changes, points_delta
+
+    attempts = op.ws.state().get("attempts") or []
+    if len(attempts) < 2:
+        return [], None
+    previous, last = attempts[-2], attempts[-1]
+    order = {t.id: i for i, t in enumerate(op.sc.model.tasks)}
+    found = sorted(changes(previous, last), key=lambda c: order.get(c.task, len(order)))
+    return found, points_delta(previous, last)
+
+
 def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
     """Back up the learner's node trees, then restore the scenario's starting state."""
     backup = op.ws.backup("before-reset")
     backend_for(str(op.ws.state().get("backend", "sim"))).prepare(op.sc, op.ws, progress)
     return backup
+
+
+# --- progress: where the learner stands (the catalog's status, the results) ------
+
+@dataclass
+class CatalogEntry:
+    scenario: LoadedScenario
+    status: str  # "new" | "in progress" | "passed" | "failed"
+    progress: ScenarioProgress
+    workspace: Path | None  # its workspace, once started (the default one, or the current)
+
+
+def catalog_entries(catalog: Catalog) -> tuple[list[CatalogEntry], list[LabError]]:
+    """Every scenario and where the learner stands on it, and the broken scenarios' errors.
+
+    passed: some recorded check passed; failed: checked but never passed; in
+    progress: started (a workspace exists) or time spent, but not checked; new.
+    """
+    good, bad = catalog.scan()
+    records = progress_store.scenario_progress(sc.id for sc in good)
+    current = _current_by_scenario()
+    entries = []
+    for sc in good:
+        p = records[sc.id]
+        root = default_workspace(sc.id)
+        ws = root if is_workspace(root) else current.get(sc.id)
+        if p.passed:
+            status = "passed"
+        elif p.attempts:
+            status = "failed"
+        elif ws is not None or p.seconds > 0:
+            status = "in progress"
+        else:
+            status = "new"
+        entries.append(CatalogEntry(sc, status, p, ws))
+    return entries, list(bad)
+
+
+def _current_by_scenario() -> dict[str, Path]:
+    """{scenario id: the current workspace} when one was started with --workspace elsewhere."""
+    try:
+        root = current_workspace()
+        return {Workspace(root).scenario_id: root} if is_workspace(root) else {}
+    except LabError:
+        return {}  # none yet, or unreadable: the catalog is shown all the same
+
+
+@dataclass
+class ProgressReport:
+    skills: list[SkillSummary]  # over the whole catalog, by skill name
+    entries: list[CatalogEntry]  # per scenario (only the one asked for, if one was)
+    attempts: list[AttemptRow]  # the latest checks, most recent first
+    errors: list[LabError]  # scenarios that could not be loaded
+
+
+def progress_report(
+    catalog: Catalog, scenario_id: str | None = None, *, limit: int = 20
+) -> ProgressReport:
+    """`cks-lab progress` and the TUI's results: per skill, per scenario, recent checks."""
+    every, errors = catalog_entries(catalog)
+    skills = progress_store.skill_summary(
+        [e.scenario for e in every], {e.scenario.id: e.progress for e in every}
+    )
+    recent = progress_store.attempt_history(scenario_id, limit)
+    entries = every
+    if scenario_id is not None:
+        entries = [e for e in every if e.scenario.id == scenario_id]
+        if not entries and not recent:
+            known = ", ".join(sorted(e.scenario.id for e in every))
+            raise LabError(
+                f"no scenario {scenario_id!r} and no checks recorded for it (known: {known})"
+            )
+    return ProgressReport(skills, entries, recent, errors)
 
 
 # --- headless grading, validation, self-test ------------------------------------
