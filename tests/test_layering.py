@@ -64,3 +64,42 @@ def test_cli_stays_thin() -> None:
     assert len(cli.splitlines()) < 350
     # no engine or backend logic in the CLI: it calls lab.service and reporters
     assert "SimBackend" not in cli and "analyse_apiserver" not in cli
+
+
+# The TUI adds no logic the CLI lacks: it calls what the CLI calls (service,
+# present, progress, shell) and reads result and scenario types; never a
+# backend, an engine, the grader or the workspace directly.
+TUI_MAY_IMPORT = (
+    "lab.service",
+    "lab.present",
+    "lab.progress",
+    "lab.shell",
+    "lab.errors",
+    "lab.grading.results",
+    "lab.scenarios.catalog",
+    "lab.scenarios.loader",
+    "lab.scenarios.model",
+    "lab.tui",
+)
+
+
+def _lab_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "lab":
+            names.update(f"lab.{a.name}" for a in node.names)  # from lab import service
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lab."):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("lab"))
+    return names
+
+
+def test_the_tui_calls_only_what_the_cli_calls() -> None:
+    bad = []
+    for path in (ROOT / "tui").rglob("*.py"):
+        for name in _lab_imports(path):
+            if not any(name == m or name.startswith(m + ".") for m in TUI_MAY_IMPORT):
+                bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not bad, bad

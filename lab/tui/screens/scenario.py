@@ -1,0 +1,499 @@
+"""One scenario: briefing and tasks, then start, work, check, hints, solution.
+
+Everything that waits (start, check, reset) runs in a worker thread and
+reports progress back; the screen only calls lab.service and lab.present.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult, SuspendNotSupported
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    Footer,
+    Header,
+    Label,
+    Markdown,
+    OptionList,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from lab import present, progress, service
+from lab.errors import LabError
+from lab.grading.results import ScenarioResult
+from lab.shell import run as run_shell
+from lab.tui.screens.dialogs import ConfirmScreen, TextScreen
+from lab.tui.views import scenario_points
+from lab.tui.widgets.check_report import CheckReport
+from lab.tui.widgets.timer import ScenarioTimer
+
+if TYPE_CHECKING:
+    from lab.scenarios.loader import LoadedScenario
+    from lab.service import Opened
+    from lab.tui.app import LabApp
+
+SAVE_EVERY = 30.0  # seconds between saves of the time spent
+
+
+class Cancelled(Exception):
+    """The learner cancelled long work (raised from the progress callback)."""
+
+
+def briefing_markdown(sc: LoadedScenario) -> str:
+    m = sc.model
+    out = [
+        f"# {m.title}",
+        "",
+        f"*{', '.join(m.skills)} · {m.difficulty} · about {m.minutes} minutes · "
+        f"{scenario_points(m)} points · `{m.id}`*",
+        "",
+        m.briefing.strip(),
+    ]
+    for i, t in enumerate(m.tasks, 1):
+        pts = sum(c.points for c in t.checks)
+        out += ["", f"## Task {i}: {t.title} ({pts} points)", "", t.statement.strip()]
+    return "\n".join(out)
+
+
+def where_markdown(op: Opened | None, sc: LoadedScenario) -> str:
+    m = sc.model
+    if op is None:
+        return (
+            "Not started yet. Press **x** to start: the lab creates a workspace, one folder "
+            "per node, holding each node's `/`.\n\nOr in a terminal: `cks-lab start " + m.id + "`"
+        )
+    out = ["## Where to work", "", f"Workspace: `{op.ws.root}`", ""]
+    out += [
+        f"- node **{n.name}** ({n.role}): `{op.ws.node_root(n.name)}/`" for n in m.cluster.nodes
+    ]
+    out += ["", "The files this scenario is about:", ""]
+    out += [f"- `{op.ws.node_root(f.node)}{f.path}`" for f in m.setup.files]
+    out += [
+        "",
+        "**s** opens a shell in a node's files (`exit` comes back here). In your own terminal:",
+        "",
+        "```sh",
+        f"cd {op.ws.node_root(m.cluster.nodes[0].name)}",
+        f"cks-lab check -w {op.ws.root}",
+        "```",
+        "",
+        "**y** copies the `cd` line.",
+    ]
+    return "\n".join(out)
+
+
+class ScenarioScreen(Screen[None]):
+    BINDINGS = [
+        Binding("x", "start", "Start"),
+        Binding("c", "check", "Check"),
+        Binding("h", "hint", "Hint"),
+        Binding("s", "shell", "Shell"),
+        Binding("r", "reset", "Reset"),
+        Binding("v", "solution", "Solution", show=False),
+        Binding("d", "diff", "Diff", show=False),
+        Binding("y", "copy", "Copy cd", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+    KEYS_HELP = [
+        ("x", "start the scenario (creates its workspace)"),
+        ("c", "check: run the attack again and grade your work"),
+        ("h", "the next hint for the highlighted task (says what it costs first)"),
+        ("s", "a shell in the node's files; `exit` comes back"),
+        ("r", "reset to the starting state (asks first; your files are backed up)"),
+        ("v", "the reference solution (asks first)"),
+        ("d", "your files against the solution (asks first unless you passed)"),
+        ("y", "copy the `cd` command for your own terminal"),
+        ("1 2 3", "briefing, check results, where to work"),
+        ("esc", "back to the catalog (cancels running work first)"),
+    ]
+
+    def __init__(self, sc: LoadedScenario, op: Opened | None) -> None:
+        super().__init__(id="scenario")
+        self.sc = sc
+        self.op = op
+        self._last: ScenarioResult | None = None
+
+    @property
+    def lab(self) -> LabApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        m = self.sc.model
+        yield Header()
+        with Horizontal(id="scenario-bar"):
+            yield Label(id="state")
+            yield ScenarioTimer(m.minutes, progress.time_spent(m.id), self.lab.clock)
+        with Horizontal(id="body"):
+            with TabbedContent(id="tabs", initial="brief"):
+                with TabPane("Briefing [1]", id="brief"):
+                    with VerticalScroll():
+                        yield Markdown(briefing_markdown(self.sc), id="briefing")
+                with TabPane("Check [2]", id="result"):
+                    with VerticalScroll():
+                        yield CheckReport("No check yet in this session: press c.", id="report")
+                with TabPane("Work here [3]", id="where"):
+                    with VerticalScroll():
+                        yield Markdown(id="where-md")
+            with Vertical(id="side"):
+                yield Label("Tasks", id="tasks-title")
+                yield OptionList(id="tasks")
+                yield Static(id="side-info")
+        with Horizontal(id="busy"):
+            yield ProgressBar(total=None, show_eta=False, show_percentage=False)
+            yield Label(id="busy-label")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = self.sc.model.title
+        self.sub_title = self.sc.id
+        self.query_one("#busy").display = False
+        self.set_interval(SAVE_EVERY, self.save_time)
+        self.refresh_state()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        tabs = {"1": "brief", "2": "result", "3": "where"}
+        if key in tabs:
+            self.query_one(TabbedContent).active = tabs[key]
+
+    # --- state --------------------------------------------------------------
+
+    def refresh_state(self) -> None:
+        """Redraw what depends on the workspace: state line, task marks, paths."""
+        self.query_one("#where-md", Markdown).update(where_markdown(self.op, self.sc))
+        tasks = self.query_one("#tasks", OptionList)
+        highlighted = tasks.highlighted
+        tasks.clear_options()
+        last: dict[str, bool] = {}
+        hints: dict[str, int] = {}
+        penalties: dict[str, int] = {}
+        attempts: list[dict[str, object]] = []
+        if self.op is not None:
+            st = service.status(self.op)
+            attempts, hints, penalties = st.attempts, st.hints, st.penalties
+            if attempts:
+                last = dict(attempts[-1].get("tasks") or {})  # type: ignore[call-overload]
+        points = {t.id: t.points for t in self._last.tasks} if self._last else {}
+        for i, t in enumerate(self.sc.model.tasks, 1):
+            mark = "·" if t.id not in last else ("✔" if last[t.id] else "✘")
+            style = "" if t.id not in last else ("green" if last[t.id] else "red")
+            pts = sum(c.points for c in t.checks)
+            got = f"{points[t.id]}/{pts}" if t.id in points else f"{pts} pts"
+            hint = f" · {hints[t.id]} hint(s) -{penalties.get(t.id, 0)}" if hints.get(t.id) else ""
+            # Text, not markup: a title may hold brackets
+            text = Text.assemble((mark, style), f" {i}. {t.title}\n   ", (f"{got}{hint}", "dim"))
+            tasks.add_option(Option(text, id=t.id))
+        if tasks.option_count:
+            first_open = next(
+                (i for i, t in enumerate(self.sc.model.tasks) if not last.get(t.id)), 0
+            )
+            tasks.highlighted = highlighted if highlighted is not None else first_open
+        state = self.query_one("#state", Label)
+        if self.op is None:
+            state.update(Text.assemble(("not started", "yellow"), " — press x to start"))
+        elif not attempts:
+            state.update(Text.assemble(("started", "yellow"), " — work on the nodes, then press c"))
+        else:
+            a = attempts[-1]
+            word = ("passed", "green") if a.get("passed") else ("not yet passing", "red")
+            n = len(attempts)
+            state.update(
+                Text.assemble(
+                    word,
+                    f" · last check {a.get('points')}/{a.get('max_points')}",
+                    f" · {n} check{'s' if n != 1 else ''}",
+                )
+            )
+        info = "x start · c check · h hint · s shell · r reset · v solution · d diff · ? help"
+        self.query_one("#side-info", Static).update(Text(info, style="dim"))
+
+    def highlighted_task(self) -> str | None:
+        tasks = self.query_one("#tasks", OptionList)
+        if tasks.highlighted is None:
+            return None
+        return tasks.get_option_at_index(tasks.highlighted).id
+
+    def save_time(self) -> None:
+        timer = self.query_one(ScenarioTimer)
+        progress.add_time(self.sc.id, timer.take())
+
+    def on_screen_suspend(self) -> None:
+        self.save_time()
+
+    def on_unmount(self) -> None:
+        try:
+            self.save_time()
+        except Exception:  # noqa: BLE001 - the widget tree may already be gone at exit
+            pass
+
+    # --- long work in workers -----------------------------------------------
+
+    def busy(self) -> bool:
+        return any(w.is_running for w in self.workers if w.group == "lab")
+
+    def _begin(self, what: str) -> bool:
+        if self.busy():
+            self.notify("still working on the last action; esc cancels it", severity="warning")
+            return False
+        self.query_one("#busy").display = True
+        self.query_one("#busy-label", Label).update(f"{what}… (esc cancels)")
+        return True
+
+    def _progress(self, message: str) -> None:
+        """Called from the worker thread by the service's long work."""
+        if get_current_worker().is_cancelled:
+            raise Cancelled
+        self.app.call_from_thread(
+            self.query_one("#busy-label", Label).update, f"{message}… (esc cancels)"
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "lab" or event.state in (WorkerState.PENDING, WorkerState.RUNNING):
+            return
+        self.query_one("#busy").display = False
+        if event.state == WorkerState.ERROR:
+            self.show_error(event.worker.error)
+        elif event.state == WorkerState.CANCELLED:
+            self.notify(f"{event.worker.name} cancelled", severity="warning")
+
+    def show_error(self, err: BaseException | None) -> None:
+        if isinstance(err, Cancelled):
+            self.notify("cancelled", severity="warning")
+            return
+        text = (
+            str(err) if isinstance(err, LabError) else f"internal error: {err!r} (please report it)"
+        )
+        report = self.query_one("#report", CheckReport)
+        report.show_text(f"Error: {text}", style="bold red")
+        self.query_one(TabbedContent).active = "result"
+        self.notify(text, title="error", severity="error", timeout=10)
+
+    def action_start(self) -> None:
+        if self.op is not None:
+            self.notify("already started; r resets it to the starting state")
+            return
+        if self._begin("starting"):
+            self._start()
+
+    @work(thread=True, group="lab", name="start", exit_on_error=False)
+    def _start(self) -> None:
+        op, created = service.start(
+            self.lab.catalog, self.sc.id, backend=self.lab.backend, progress=self._progress
+        )
+        self.app.call_from_thread(self._started, op, created)
+
+    def _started(self, op: Opened, created: bool) -> None:
+        self.op = op
+        self.refresh_state()
+        self.query_one(TabbedContent).active = "where"
+        self.notify("workspace created" if created else "resumed the workspace", timeout=3)
+
+    def _need_started(self) -> bool:
+        if self.op is None:
+            self.notify("start the scenario first: press x", severity="warning")
+            return False
+        return True
+
+    def action_check(self) -> None:
+        if self._need_started() and self._begin("checking: running the attack again"):
+            self._check()
+
+    @work(thread=True, group="lab", name="check", exit_on_error=False)
+    def _check(self) -> None:
+        assert self.op is not None
+        result = service.check(self.op, progress=self._progress)
+        changes, delta = service.check_changes(self.op)
+        self.app.call_from_thread(self._checked, result, present.changes_text(changes, delta))
+
+    def _checked(self, result: ScenarioResult, changes: str) -> None:
+        self._last = result
+        self.query_one("#report", CheckReport).show(result, changes)
+        self.query_one(TabbedContent).active = "result"
+        self.refresh_state()
+        if result.passed:
+            self.notify(
+                f"every task passes: {result.points}/{result.max_points}. "
+                "d compares your files with the reference solution.",
+                title="passed",
+                timeout=8,
+            )
+        else:
+            self.notify(
+                f"{result.points}/{result.max_points}: some checks fail (see Check)", timeout=4
+            )
+
+    def action_reset(self) -> None:
+        if not self._need_started():
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes and self._begin("resetting"):
+                self._reset()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Reset the scenario?",
+                "The nodes' files go back to the starting state. Your current files are "
+                "backed up first (under the workspace's .lab/backups). Hints taken stay taken.",
+                "Reset",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="lab", name="reset", exit_on_error=False)
+    def _reset(self) -> None:
+        assert self.op is not None
+        backup = service.reset(self.op, progress=self._progress)
+        self.app.call_from_thread(self._was_reset, backup)
+
+    def _was_reset(self, backup: object) -> None:
+        self._last = None
+        self.query_one("#report", CheckReport).show_text(
+            "Reset to the starting state. Press c to check."
+        )
+        self.refresh_state()
+        self.notify(
+            f"reset; your files were backed up in {backup}" if backup else "reset", timeout=6
+        )
+
+    def action_back(self) -> None:
+        if self.busy():
+            self.workers.cancel_group(self, "lab")
+            return
+        self.app.pop_screen()
+
+    # --- quick actions (no waiting) ------------------------------------------
+
+    def action_hint(self) -> None:
+        if not self._need_started():
+            return
+        assert self.op is not None
+        op, task = self.op, self.highlighted_task()
+        try:
+            h = service.peek_hint(op, task)
+        except LabError as e:
+            self.notify(str(e), severity="warning")
+            return
+
+        def show(yes: bool | None = True) -> None:
+            if not yes:
+                return
+            taken = service.take_hint(op, h.task.id)
+            self.app.push_screen(TextScreen(f"Hint for {h.task.title}", present.hint_text(taken)))
+            self.refresh_state()
+
+        if not h.new:
+            show()
+            return
+        cost = h.hint.penalty
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Hint {h.number} of {h.number + h.remaining}",
+                f"This hint for task {h.task.title!r} costs {cost} point{'s' if cost != 1 else ''} "
+                "of that task's score. Show it?",
+                "Show hint",
+            ),
+            show,
+        )
+
+    def action_solution(self) -> None:
+        if not self._need_started():
+            return
+        assert self.op is not None
+        op = self.op
+
+        def show(yes: bool | None) -> None:
+            if yes:
+                tasks = service.show_solution(op)
+                self.app.push_screen(
+                    TextScreen(
+                        "Reference solution", present.solution_text(op, tasks, applied=False)
+                    )
+                )
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Show the reference solution?",
+                "You will see every task's answer. Your score does not change, but the "
+                "lab notes that you looked (cks-lab status shows it).",
+                "Show solution",
+            ),
+            show,
+        )
+
+    def action_diff(self) -> None:
+        if not self._need_started():
+            return
+        assert self.op is not None
+        op = self.op
+
+        def show(yes: bool | None = True) -> None:
+            if not yes:
+                return
+            try:
+                diffs = service.learner_diff(op)
+            except LabError as e:
+                self.show_error(e)
+                return
+            self.app.push_screen(TextScreen("Your files → the solution", present.diff_text(diffs)))
+
+        last = service.status(op).attempts
+        if last and last[-1].get("passed"):
+            show()
+            return
+        self.app.push_screen(
+            ConfirmScreen(
+                "Compare your files with the solution?",
+                "The diff shows the reference solution's lines, so it counts as viewing the "
+                "solution. After a pass it is free.",
+                "Show diff",
+            ),
+            show,
+        )
+
+    def action_copy(self) -> None:
+        if not self._need_started():
+            return
+        assert self.op is not None
+        try:
+            cmd = service.shell_command(self.op)
+        except LabError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self.app.copy_to_clipboard(cmd.display)
+        self.notify(f"copied: {cmd.display}", timeout=4)
+
+    def action_shell(self) -> None:
+        if not self._need_started():
+            return
+        assert self.op is not None
+        try:
+            cmd = service.shell_command(self.op)
+        except LabError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self.save_time()
+        try:
+            with self.app.suspend():
+                run_shell(cmd)  # what `cks-lab shell` runs
+        except SuspendNotSupported:
+            self.app.copy_to_clipboard(cmd.display)
+            self.notify(
+                f"this terminal cannot hand over to a shell; in your own terminal: {cmd.display}"
+                " (copied)",
+                severity="warning",
+                timeout=10,
+            )
+        except LabError as e:
+            self.notify(str(e), severity="error")
+        self.refresh_state()

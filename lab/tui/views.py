@@ -1,0 +1,23 @@
+"""Small text helpers the screens share (no widgets here)."""
+
+from __future__ import annotations
+
+from lab.scenarios.model import Scenario
+
+SKILL_ORDER = {"audit-logging": 0, "falco": 1, "apparmor": 2}
+LEVEL_ORDER = {"easy": 0, "medium": 1, "hard": 2}
+
+
+def scenario_points(m: Scenario) -> int:
+    return sum(c.points for t in m.tasks for c in t.checks)
+
+
+def clock_text(seconds: float) -> str:
+    s = max(0, int(seconds))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def minutes_text(seconds: float) -> str:
+    m = int(seconds // 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m"
