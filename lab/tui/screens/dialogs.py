@@ -29,8 +29,8 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(self._title, id="title")
             yield Static(self._message, id="message")
             with Horizontal(id="buttons"):
-                yield Button(f"{self._yes} [y]", id="yes", variant="primary")
-                yield Button("Cancel [n]", id="no")
+                yield Button(f"{self._yes} (y)", id="yes", variant="primary")
+                yield Button("Cancel (n)", id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()  # a stray enter never confirms

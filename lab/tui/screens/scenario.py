@@ -198,6 +198,13 @@ class ScenarioScreen(Screen[None]):
                 (i for i, t in enumerate(self.sc.model.tasks) if not last.get(t.id)), 0
             )
             tasks.highlighted = highlighted if highlighted is not None else first_open
+        if self._last is None and attempts:
+            a = attempts[-1]
+            self.query_one("#report", CheckReport).show_text(
+                f"The last check ({str(a.get('at', '')).replace('T', ' ')[:16]} UTC) scored "
+                f"{a.get('points')}/{a.get('max_points')}. Press c to check again and see "
+                "every check explained."
+            )
         state = self.query_one("#state", Label)
         if self.op is None:
             state.update(Text.assemble(("not started", "yellow"), " — press x to start"))
