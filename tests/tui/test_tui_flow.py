@@ -212,6 +212,16 @@ def test_a_corrupt_workspace_state_is_a_located_error_on_screen() -> None:
         await settle(pilot)
         text = screen_text(app)
         assert app.is_running and "Error:" in text and "state.json" in text
+        for key in ("h", "v", "d", "r", "y"):  # quick actions read the state too
+            await pilot.press(key)
+            await pilot.pause()
+            if isinstance(app.screen, ConfirmScreen):
+                await pilot.press("y")
+                await settle(pilot)
+            assert app.is_running and isinstance(app.screen, ScenarioScreen), key
+        await pilot.press("escape", ":", *f"scenario {SCENARIO}", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CatalogScreen) and "state.json" in notices(app)
 
     run(body)
 

@@ -6,6 +6,8 @@ reports progress back; the screen only calls lab.service and lab.present.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -47,6 +49,35 @@ SAVE_EVERY = 30.0  # seconds between saves of the time spent
 
 class Cancelled(Exception):
     """The learner cancelled long work (raised from the progress callback)."""
+
+
+def shows_errors_in(screen: ScenarioScreen) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The same for a dialog's callback (a closure, not a method)."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def wrapper(*args: object) -> None:
+            try:
+                fn(*args)
+            except LabError as e:
+                screen.show_error(e)
+
+        return wrapper
+
+    return wrap
+
+
+def shows_errors(fn: Callable[..., None]) -> Callable[..., None]:
+    """A LabError from the service (a corrupt state file, say) is shown, not a crash."""
+
+    @functools.wraps(fn)
+    def wrapper(self: ScenarioScreen, *args: object) -> None:
+        try:
+            fn(self, *args)
+        except LabError as e:
+            self.show_error(e)
+
+    return wrapper
 
 
 def briefing_markdown(sc: LoadedScenario) -> str:
@@ -168,6 +199,7 @@ class ScenarioScreen(Screen[None]):
 
     # --- state --------------------------------------------------------------
 
+    @shows_errors
     def refresh_state(self) -> None:
         """Redraw what depends on the workspace: state line, task marks, paths."""
         self.query_one("#where-md", Markdown).update(where_markdown(self.op, self.sc))
@@ -339,10 +371,12 @@ class ScenarioScreen(Screen[None]):
                 f"{result.points}/{result.max_points}: some checks fail (see Check)", timeout=4
             )
 
+    @shows_errors
     def action_reset(self) -> None:
         if not self._need_started():
             return
 
+        @shows_errors_in(self)
         def answered(yes: bool | None) -> None:
             if yes and self._begin("resetting"):
                 self._reset()
@@ -381,6 +415,7 @@ class ScenarioScreen(Screen[None]):
 
     # --- quick actions (no waiting) ------------------------------------------
 
+    @shows_errors
     def action_hint(self) -> None:
         if not self._need_started():
             return
@@ -392,6 +427,7 @@ class ScenarioScreen(Screen[None]):
             self.notify(str(e), severity="warning")
             return
 
+        @shows_errors_in(self)
         def show(yes: bool | None = True) -> None:
             if not yes:
                 return
@@ -413,12 +449,14 @@ class ScenarioScreen(Screen[None]):
             show,
         )
 
+    @shows_errors
     def action_solution(self) -> None:
         if not self._need_started():
             return
         assert self.op is not None
         op = self.op
 
+        @shows_errors_in(self)
         def show(yes: bool | None) -> None:
             if yes:
                 tasks = service.show_solution(op)
@@ -438,12 +476,14 @@ class ScenarioScreen(Screen[None]):
             show,
         )
 
+    @shows_errors
     def action_diff(self) -> None:
         if not self._need_started():
             return
         assert self.op is not None
         op = self.op
 
+        @shows_errors_in(self)
         def show(yes: bool | None = True) -> None:
             if not yes:
                 return
@@ -468,6 +508,7 @@ class ScenarioScreen(Screen[None]):
             show,
         )
 
+    @shows_errors
     def action_copy(self) -> None:
         if not self._need_started():
             return
@@ -480,6 +521,7 @@ class ScenarioScreen(Screen[None]):
         self.app.copy_to_clipboard(cmd.display)
         self.notify(f"copied: {cmd.display}", timeout=4)
 
+    @shows_errors
     def action_shell(self) -> None:
         if not self._need_started():
             return
