@@ -44,7 +44,7 @@ def progress_json(report: ProgressReport) -> dict[str, Any]:
         "scenarios": [
             {
                 "id": e.scenario.id,
-                "title": e.scenario.model.title,
+                "title": e.scenario.title,
                 "status": e.status,
                 "workspace": str(e.workspace) if e.workspace else None,
                 **{k: v for k, v in asdict(e.progress).items() if k != "scenario"},

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import sqlite3
 
     from lab.grading.results import ScenarioResult
-    from lab.scenarios.loader import LoadedScenario
+    from lab.scenarios.summary import ScenarioSummary
 
 STORE_FILE = "progress.sqlite3"
 SCHEMA_VERSION = 1
@@ -252,7 +252,7 @@ def attempt_history(scenario_id: str | None = None, limit: int = 200) -> list[At
 
 
 def skill_summary(
-    scenarios: list[LoadedScenario], progress: Mapping[str, ScenarioProgress] | None = None
+    scenarios: list[ScenarioSummary], progress: Mapping[str, ScenarioProgress] | None = None
 ) -> list[SkillSummary]:
     """Per skill, sorted by name, over `scenarios` (a scenario counts in each of its
     skills). `progress` is scenario_progress() of them, if the caller has it."""
@@ -261,7 +261,7 @@ def skill_summary(
     by_skill: dict[str, list[ScenarioProgress]] = {}
     for sc in scenarios:
         p = progress.get(sc.id) or ScenarioProgress(sc.id)
-        for skill in dict.fromkeys(sc.model.skills):
+        for skill in dict.fromkeys(sc.skills):
             by_skill.setdefault(str(skill), []).append(p)
     return [
         SkillSummary(

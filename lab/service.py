@@ -15,20 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab import progress as progress_store
-from lab.backends.base import Backend, Progress, no_progress
-from lab.backends.sim import SimBackend
 from lab.errors import LabError
 from lab.fsutil import atomic_write_json
-from lab.grading.grader import grade
 from lab.grading.results import ScenarioResult
-from lab.grading.validate import validate_checks
 from lab.paths import data_dir
 from lab.progress import AttemptRow, ScenarioProgress, SkillSummary
 from lab.safecopy import SUBMISSION, copy_tree
+from lab.scenarios import SCENARIO_FILE
 from lab.scenarios.catalog import Catalog
-from lab.scenarios.effects import command_words
-from lab.scenarios.loader import SCENARIO_FILE, LoadedScenario, ScenarioError, load_scenario
-from lab.scenarios.model import Hint, Task
+from lab.scenarios.summary import ScenarioSummary
+from lab.work import Progress, no_progress
 from lab.workspace import (
     Workspace,
     check_node_roots,
@@ -39,15 +35,20 @@ from lab.workspace import (
 )
 
 if TYPE_CHECKING:
+    from lab.backends.base import Backend
     from lab.backends.sim.apparmor_cmds import ExecResult
     from lab.changes import Change
     from lab.learner_diff import FileDiff
+    from lab.scenarios.loader import LoadedScenario
+    from lab.scenarios.model import Hint, Task
     from lab.shell import ShellCommand
 
 BACKENDS = ("sim",)
 
 
 def backend_for(name: str = "sim") -> Backend:
+    from lab.backends.sim import SimBackend  # the engines load when a backend is used
+
     if name != "sim":
         raise LabError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
     return SimBackend()
@@ -86,6 +87,9 @@ def current_workspace() -> Path:
 
 def validated(sc: LoadedScenario) -> LoadedScenario:
     """The scenario, once its checks and references are known to be sound."""
+    from lab.grading.validate import validate_checks
+    from lab.scenarios.loader import ScenarioError
+
     errors = validate_checks(sc)
     if errors:
         raise ScenarioError(errors)
@@ -110,6 +114,8 @@ def looks_like_path(ref: str) -> bool:
 
 def scenario_folder(folder: Path) -> LoadedScenario:
     """An author's scenario folder, given explicitly."""
+    from lab.scenarios.loader import load_scenario
+
     if not (folder / SCENARIO_FILE).is_file():
         raise LabError(f"not a scenario folder: no {SCENARIO_FILE} in it", file=str(folder))
     return validated(load_scenario(folder))
@@ -164,6 +170,8 @@ def start(
 
 def open_scenario(catalog: Catalog, workspace: Path | None = None) -> Opened:
     """The workspace given (or the current one) and its scenario."""
+    from lab.scenarios.loader import load_scenario
+
     ws = open_workspace(workspace or current_workspace())
     state = ws.state()
     recorded = str(state.get("scenario_dir") or "")
@@ -218,6 +226,8 @@ def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
     op.ws.guard()  # nothing is written through a symlinked node root or .lab folder
     backend = backend_for(str(op.ws.state().get("backend", "sim")))
     evidence = backend.run_attack(op.sc, op.ws, progress)
+    from lab.grading.grader import grade
+
     result = grade(op.sc.model, evidence, hint_penalties(op))
     state = op.ws.state()
     attempts = list(state.get("attempts", []))
@@ -332,6 +342,8 @@ def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False
 
 
 def _write_solutions(ws: Workspace, sc: LoadedScenario, tasks: list[Task]) -> None:
+    from lab.scenarios.effects import command_words
+
     for t in tasks:
         for f in t.solution.files:
             ws.write_node_file(sc, f)
@@ -418,7 +430,7 @@ def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
 
 @dataclass
 class CatalogEntry:
-    scenario: LoadedScenario
+    scenario: ScenarioSummary  # what a catalog line shows (opening it loads the scenario)
     status: str  # "new" | "in progress" | "passed" | "failed"
     progress: ScenarioProgress
     workspace: Path | None  # its workspace, once started (the default one, or the current)
@@ -430,7 +442,9 @@ def catalog_entries(catalog: Catalog) -> tuple[list[CatalogEntry], list[LabError
     passed: some recorded check passed; failed: checked but never passed; in
     progress: started (a workspace exists) or time spent, but not checked; new.
     """
-    good, bad = catalog.scan()
+    from lab import __version__
+
+    good, bad = catalog.summaries(data_dir() / "cache" / "catalog.json", __version__)
     records = progress_store.scenario_progress(sc.id for sc in good)
     current = _current_by_scenario()
     entries = []
@@ -500,7 +514,7 @@ def _scratch_copy(src: Path | None, sc: LoadedScenario) -> Iterator[Workspace]:
     """
     with tempfile.TemporaryDirectory(prefix="cks-lab-grade-") as tmp:
         ws = create_workspace(Path(tmp) / "ws", sc, "sim")
-        SimBackend().prepare(sc, ws)
+        backend_for("sim").prepare(sc, ws)
         if src is not None:
             nodes = src / "nodes"
             check_node_roots(nodes)
@@ -570,15 +584,21 @@ def grade_workspace(
             )
         penalties = hint_penalties(op)  # hints taken in that workspace still cost
     with _scratch_copy(workspace, sc) as ws:
-        evidence = SimBackend().run_attack(sc, ws)
+        from lab.grading.grader import grade
+
+        evidence = backend_for("sim").run_attack(sc, ws)
         return grade(sc.model, evidence, penalties)
 
 
 def validate_folder(folder: Path) -> tuple[LoadedScenario | None, list[LabError]]:
+    from lab.scenarios.loader import ScenarioError, load_scenario
+
     try:
         sc = load_scenario(folder)
     except ScenarioError as e:
         return None, e.errors
+    from lab.grading.validate import validate_checks
+
     return sc, validate_checks(sc)
 
 
@@ -610,7 +630,9 @@ class SelfTest:
 def self_test(sc: LoadedScenario) -> SelfTest:
     """The untouched state must fail every task; the reference solution must pass all."""
     validated(sc)
-    backend = SimBackend()
+    from lab.grading.grader import grade
+
+    backend = backend_for("sim")
     with tempfile.TemporaryDirectory(prefix="cks-lab-selftest-") as tmp:
         ws = create_workspace(Path(tmp) / "untouched", sc, "sim")
         backend.prepare(sc, ws)

@@ -20,15 +20,17 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from lab.errors import LabError
 from lab.fsutil import atomic_write_bytes, atomic_write_json, read_bytes_nofollow
 from lab.nodefs import resolve_in_node
 from lab.safecopy import UNLIMITED, copy_tree
-from lab.scenarios.loader import LoadedScenario
-from lab.scenarios.model import NodeFile
 from lab.schema import Meta, SchemaError, format_loc, load, record
+
+if TYPE_CHECKING:
+    from lab.scenarios.loader import LoadedScenario
+    from lab.scenarios.model import NodeFile
 
 STATE_DIR = ".lab"
 STATE_FILE = "state.json"

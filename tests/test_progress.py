@@ -119,7 +119,7 @@ def test_a_store_from_a_newer_lab_is_left_alone(
 
 
 def test_skill_summary_over_the_catalog() -> None:
-    scenarios, _ = Catalog.default().scan()
+    scenarios, _ = Catalog.default().summaries()
     record("audit-enable-logging", {"t": (3, 3)}, "2024-05-01T10:00:00")
     record("audit-policy-secrets", {"t": (1, 4)}, "2024-05-01T10:01:00")
     record("audit-policy-secrets", {"t": (2, 4)}, "2024-05-01T10:02:00")

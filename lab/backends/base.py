@@ -6,18 +6,14 @@ returns Evidence. It never grades; checks never ask which backend ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from lab.evidence import Evidence
 from lab.scenarios.loader import LoadedScenario
+from lab.work import Progress, no_progress
 from lab.workspace import Workspace
 
-Progress = Callable[[str], None]
-
-
-def no_progress(message: str) -> None:
-    pass
+__all__ = ["Backend", "Progress", "no_progress"]
 
 
 class Backend(Protocol):

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lab.errors import LabError
 from lab.paths import bundled_scenarios_dir, extra_scenario_dirs
-from lab.scenarios.loader import SCENARIO_FILE, LoadedScenario, ScenarioError, load_scenario
+from lab.scenarios import SCENARIO_FILE
+from lab.scenarios.summary import ScenarioSummary, SummaryCache, folder_signature, summary_of
+
+if TYPE_CHECKING:  # the loader (YAML, the model) loads when a scenario is first loaded
+    from lab.scenarios.loader import LoadedScenario, ScenarioError
 
 
 def scenario_folders(roots: Iterable[Path]) -> list[Path]:
@@ -37,12 +42,16 @@ class Catalog:
         return scenario_folders(self.roots)
 
     def load(self, folder: Path) -> LoadedScenario:
+        from lab.scenarios.loader import load_scenario
+
         if folder not in self._cache:
             self._cache[folder] = load_scenario(folder)
         return self._cache[folder]
 
     def scan(self) -> tuple[list[LoadedScenario], list[ScenarioError]]:
         """All loadable scenarios (first folder wins per id) and the errors of the rest."""
+        from lab.scenarios.loader import ScenarioError
+
         good: dict[str, LoadedScenario] = {}
         bad: list[ScenarioError] = []
         for folder in self.folders():
@@ -52,6 +61,32 @@ class Catalog:
                 bad.append(e)
                 continue
             good.setdefault(sc.id, sc)
+        return list(good.values()), bad
+
+    def summaries(
+        self, cache: Path | None = None, version: str = ""
+    ) -> tuple[list[ScenarioSummary], list[ScenarioError]]:
+        """What scan() gives, as summaries; with a cache file, a scenario whose
+        folder is unchanged since it last loaded cleanly is not loaded again."""
+        store = SummaryCache(cache, version) if cache is not None else None
+        good: dict[str, ScenarioSummary] = {}
+        bad: list[ScenarioError] = []
+        for folder in self.folders():
+            sig = folder_signature(folder) if store is not None else None
+            s = store.get(folder, sig) if store is not None else None
+            if s is None:
+                from lab.scenarios.loader import ScenarioError  # only on a cache miss
+
+                try:
+                    s = summary_of(self.load(folder))
+                except ScenarioError as e:
+                    bad.append(e)
+                    continue
+                if store is not None:
+                    store.put(folder, sig, s)
+            good.setdefault(s.id, s)
+        if store is not None:
+            store.save()
         return list(good.values()), bad
 
     def get(self, scenario_id: str) -> LoadedScenario:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.scenarios import SCENARIO_FILE
 from lab.scenarios.model import NodeFile, Scenario
 from lab.scenarios.traces import parse_trace
 from lab.schema import SchemaError, format_loc, load
 from lab.yamlsafe import Document, load_file, parse_all, read_bytes
 
-SCENARIO_FILE = "scenario.yaml"
 MAX_SOURCE_BYTES = 1024 * 1024
 # Files the lab ships for scenarios to use (`asset:` in a node file).
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
