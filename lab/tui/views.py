@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from lab.scenarios.model import Scenario
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lab.scenarios.model import Scenario
 
 SKILL_ORDER = {"audit-logging": 0, "falco": 1, "apparmor": 2}
 LEVEL_ORDER = {"easy": 0, "medium": 1, "hard": 2}

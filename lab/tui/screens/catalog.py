@@ -11,7 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from lab import service
-from lab.tui.views import LEVEL_ORDER, SKILL_ORDER, minutes_text, scenario_points
+from lab.tui.views import LEVEL_ORDER, SKILL_ORDER, minutes_text
 
 if TYPE_CHECKING:
     from lab.service import CatalogEntry
@@ -33,7 +33,7 @@ def status_text(e: CatalogEntry) -> Text:
 
 
 def sort_key(column: str, e: CatalogEntry) -> tuple[object, ...]:
-    m = e.scenario.model
+    m = e.scenario
     first = {
         "skill": SKILL_ORDER.get(m.skills[0], 9),
         "id": 0,
@@ -45,7 +45,7 @@ def sort_key(column: str, e: CatalogEntry) -> tuple[object, ...]:
 
 
 def matches(e: CatalogEntry, words: list[str]) -> bool:
-    m = e.scenario.model
+    m = e.scenario
     hay = " ".join([m.id, m.title, *m.skills, m.difficulty, e.status]).lower()
     return all(w in hay for w in words)
 
@@ -92,11 +92,11 @@ class CatalogScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.add_columns("status", "id", "skill", "level", "time", "points", "title")
         self.query_one("#filter").display = False
-        self.refresh_entries()
         table.focus()
 
     def on_screen_resume(self) -> None:
-        self.refresh_entries()  # a check on the scenario screen changes the status
+        # first shown, or back from a scenario whose check changed the status
+        self.refresh_entries()
 
     def refresh_entries(self) -> None:
         entries, broken = service.catalog_entries(self.lab.catalog)
@@ -120,7 +120,7 @@ class CatalogScreen(Screen[None]):
             keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         table.clear()
         for e in self.shown_entries():
-            m = e.scenario.model
+            m = e.scenario
             table.add_row(
                 status_text(e),
                 m.id,
@@ -128,7 +128,7 @@ class CatalogScreen(Screen[None]):
                 m.difficulty,
                 f"{m.minutes}m"
                 + (f" ({minutes_text(e.progress.seconds)})" if e.progress.seconds >= 60 else ""),
-                str(scenario_points(m)),
+                str(m.points),
                 m.title,
                 key=m.id,
             )
@@ -149,11 +149,11 @@ class CatalogScreen(Screen[None]):
         e = next((e for e in self._entries if e.scenario.id == sid), None)
         if e is None:
             return Text("")
-        m, p = e.scenario.model, e.progress
+        m, p = e.scenario, e.progress
         out = Text.assemble((m.title, "bold"), "\n")
-        tasks = len(m.tasks)
+        tasks = m.tasks
         out.append(f"{', '.join(m.skills)} · {m.difficulty} · about {m.minutes} min · ")
-        out.append(f"{tasks} task{'s' if tasks != 1 else ''} · {scenario_points(m)} points\n")
+        out.append(f"{tasks} task{'s' if tasks != 1 else ''} · {m.points} points\n")
         if p.attempts:
             out.append(f"{p.attempts} check{'s' if p.attempts != 1 else ''}, best {p.best_points}/")
             out.append(f"{p.max_points}, last {p.last_points}/{p.max_points}")

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Input, Label, Markdown, Static
+from textual.widgets import Button, Input, Label, Static
 
 from lab.tui.commands import COMMANDS
 
@@ -47,12 +47,14 @@ class TextScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
-    def __init__(self, title: str, markdown: str) -> None:
+    def __init__(self, title: str, markdown: str, *, tall: bool = True) -> None:
         super().__init__(classes="dialog")
-        self._title, self._markdown = title, markdown
+        self._title, self._markdown, self._tall = title, markdown, tall
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="box", classes="page"):
+        from textual.widgets import Markdown  # markdown-it loads when a page is first shown
+
+        with Vertical(id="box", classes="page tall" if self._tall else "page"):
             yield Label(self._title, id="title")
             with VerticalScroll(id="page"):
                 yield Markdown(self._markdown)

@@ -432,7 +432,9 @@ class ScenarioScreen(Screen[None]):
             if not yes:
                 return
             taken = service.take_hint(op, h.task.id)
-            self.app.push_screen(TextScreen(f"Hint for {h.task.title}", present.hint_text(taken)))
+            self.app.push_screen(
+                TextScreen(f"Hint for {h.task.title}", present.hint_text(taken), tall=False)
+            )
             self.refresh_state()
 
         if not h.new:
