@@ -58,7 +58,9 @@ def test_learner_flow(tmp_path: Path, lab_home: Path) -> None:
     assert code == 0, out
     assert "Score: 13/14" in out and "hints -1" in out
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["passed"] is True and report["points"] == 13
+    assert report["passed"] is True and report["totals"]["points"] == 13
+    assert report["scenarios"][0]["workspace"] == str(ws)  # check names what it graded
+    assert report["scenarios"][0]["skills"] == ["audit-logging"]
 
     # the log is on the node, where `jq` would read it
     log = ws / "nodes/controlplane/var/log/kubernetes/audit/audit.log"
@@ -262,7 +264,8 @@ def test_grade_counts_hints_taken_in_the_workspace(tmp_path: Path) -> None:
         "grade", "audit-enable-logging", "-w", str(ws), "--json", str(tmp_path / "r.json")
     )
     report = json.loads((tmp_path / "r.json").read_text())
-    assert code == 0 and report["points"] == 13 and report["max_points"] == 14
+    assert code == 0 and report["totals"]["points"] == 13 and report["totals"]["max_points"] == 14
+    assert report["totals"]["hint_penalty"] == 1 and report["scenarios"][0]["hint_penalty"] == 1
 
 
 def test_status_after_a_check_and_a_hint(tmp_path: Path) -> None:

@@ -410,7 +410,7 @@ def _grade_usergroups_typo(tmp: Path) -> str:
     return cli(tmp, "grade", "audit-policy-secrets", "--workspace", "submission", code=1).stdout
 
 
-JQ_TOTALS = '.scenarios[] | "\\(.scenario): \\(.points)/\\(.max_points) passed=\\(.passed)"'
+JQ_TOTALS = '.scenarios[] | "\\(.id): \\(.points)/\\(.max_points) passed=\\(.passed)"'
 JQ_FAILED = (
     ".scenarios[].tasks[].checks[] | select(.passed | not) | "
     '"\\(.title): \\(.explanation)\\(if .cause then ": " + .cause else "" end)"'
@@ -431,7 +431,7 @@ def jq_in_python(expr: str, data: dict) -> str:
     if expr == JQ_TOTALS:
         return lines(
             *(
-                f"{s['scenario']}: {s['points']}/{s['max_points']} passed={json.dumps(s['passed'])}"
+                f"{s['id']}: {s['points']}/{s['max_points']} passed={json.dumps(s['passed'])}"
                 for s in data["scenarios"]
             )
         )
@@ -506,6 +506,64 @@ def _grade_errors(tmp: Path) -> str:
     assert not (tmp / "out.json").exists()
     return out + shell(tmp, "grade", "audit-policy-secrets", "-w", "nope", code=2)
 
+
+
+# Several scenarios: by id (each in its workspace) and by a course repo's manifest.
+COURSE_MANIFEST = """\
+learner: Ada Lovelace
+scenarios:
+  - scenario: audit-enable-logging
+    workspace: submissions/audit-enable-logging
+  - scenario: audit-policy-secrets
+    workspace: submissions/audit-policy-secrets
+"""
+COURSE_GRADE = (
+    "grade", "--manifest", "grading.yaml", "--json", "report.json", "--junit", "report.xml",
+    "--summary-md", "summary.md",
+)
+
+
+def course_repo(tmp: Path) -> None:
+    """A course repo: one scenario solved, one as the course ships it (an empty node folder)."""
+    submission(tmp, {ENABLE_MANIFEST: ENABLE_SOLVED}, "submissions/audit-enable-logging")
+    submission(tmp, {".gitkeep": ""}, "submissions/audit-policy-secrets")
+    (tmp / "grading.yaml").write_text(COURSE_MANIFEST)
+    assert COURSE_MANIFEST in (ROOT / "docs/ci-grading.md").read_text()
+
+
+@output("grade-several")
+def _grade_several(tmp: Path) -> str:
+    start(tmp, "audit-enable-logging")
+    cli(tmp, "solution", "--apply", "--yes", "-w", "ws", code=0)
+    return shell(tmp, "grade", "audit-enable-logging", "audit-policy-secrets", code=1)
+
+
+@output("grade-manifest")
+def _grade_manifest(tmp: Path) -> str:
+    course_repo(tmp)
+    return shell(tmp, *COURSE_GRADE, code=1)
+
+
+@output("grade-summary-md")
+def _grade_summary_md(tmp: Path) -> str:
+    course_repo(tmp)
+    cli(tmp, *COURSE_GRADE, code=1)
+    return (tmp / "summary.md").read_text()
+
+
+@output("grade-manifest-errors")
+def _grade_manifest_errors(tmp: Path) -> str:
+    course_repo(tmp)
+    out = ""
+    for old, new in [
+        ("submissions/audit-policy-secrets\n", "../audit-policy-secrets\n"),
+        ("scenario: audit-policy-secrets", "scenario: audit-policy-secret"),
+        ("scenario: audit-policy-secrets", "scenario: audit-enable-logging"),
+    ]:
+        (tmp / "grading.yaml").write_text(COURSE_MANIFEST.replace(old, new))
+        out += shell(tmp, "grade", "--manifest", "grading.yaml", code=2)
+    assert not (tmp / "report.json").exists()
+    return out
 
 # -- docs/falco-tools.md: the learner's Falco rules tools ----------------------------
 
