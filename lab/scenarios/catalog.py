@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.errors import LabError
-from lab.paths import bundled_scenarios_dir, extra_scenario_dirs
+from lab.paths import bundled_scenarios_dir, data_dir, extra_scenario_dirs
 from lab.scenarios import SCENARIO_FILE
 from lab.scenarios.summary import ScenarioSummary, SummaryCache, folder_signature, summary_of
 
@@ -29,6 +29,21 @@ def scenario_folders(roots: Iterable[Path]) -> list[Path]:
     return found
 
 
+def packs_dir() -> Path:
+    """Where `cks-lab workshop unpack` puts scenario packs, a folder per pack."""
+    return data_dir() / "packs"
+
+
+def pack_roots() -> list[Path]:
+    """The unpacked packs' folders, by name (a dot-folder is a pack being unpacked)."""
+    try:
+        return sorted(
+            p for p in packs_dir().iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+    except OSError:  # no packs yet, or an unreadable data dir: no pack scenarios
+        return []
+
+
 @dataclass
 class Catalog:
     roots: list[Path]
@@ -36,7 +51,7 @@ class Catalog:
 
     @classmethod
     def default(cls, extra: Iterable[Path] = ()) -> Catalog:
-        return cls([*extra, *extra_scenario_dirs(), bundled_scenarios_dir()])
+        return cls([*extra, *extra_scenario_dirs(), *pack_roots(), bundled_scenarios_dir()])
 
     def folders(self) -> list[Path]:
         return scenario_folders(self.roots)

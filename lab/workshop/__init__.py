@@ -1,0 +1,1 @@
+"""Workshops: a class report from learners' JSON results, scenario packs for a room."""
