@@ -77,6 +77,10 @@ class WorkspaceState:
     scenario_dir: str = ""  # the folder the scenario was started from
     backend: str = "sim"
     created: str = ""
+    # False from creation (or a reset's start) until the backend's prepare() ends:
+    # an interrupted start or reset is finished, never graded as the learner's work
+    prepared: bool = True
+    last_reset: str = ""  # when the nodes last went back to the start (task marks predate it)
     hints: dict[str, Annotated[int, Meta(ge=0)]] = field(default_factory=dict)  # taken per task
     solutions_viewed: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
@@ -260,6 +264,7 @@ def create_workspace(root: Path, sc: LoadedScenario, backend: str) -> Workspace:
             "scenario_dir": str(sc.root),
             "backend": backend,
             "created": now_iso(),
+            "prepared": False,
             "hints": {},
             "solutions_viewed": [],
             "attempts": [],

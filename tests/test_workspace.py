@@ -127,8 +127,9 @@ def test_state_keeps_its_on_disk_format_and_unknown_keys(tmp_path: Path) -> None
     state = json.loads(op.ws.state_path.read_text())
     assert set(state) == {
         "format", "scenario", "scenario_dir", "backend", "created", "hints",
-        "solutions_viewed", "attempts",
+        "solutions_viewed", "attempts", "prepared",
     }  # fmt: skip
+    assert state["prepared"] is True
     op.ws.state_path.write_text(json.dumps({**state, "from_a_newer_lab": 1}))
     service.check(op)
     service.take_hint(op, "retention")
@@ -155,3 +156,43 @@ def test_state_is_written_without_following_symlinks(tmp_path: Path) -> None:
     assert list(elsewhere.iterdir()) == []
     with pytest.raises(LabError, match="outside"):
         atomic_write_bytes(tmp_path / "other", b"x", within=root)
+
+
+def test_an_interrupted_start_is_finished_on_resume_never_graded(tmp_path: Path) -> None:
+    from lab.errors import LabError
+    from lab.workspace import open_workspace
+
+    class Interrupted(Exception):
+        pass
+
+    def stop(message: str) -> None:
+        raise Interrupted(message)  # as the TUI's cancel does, mid-prepare
+
+    with pytest.raises(Interrupted):
+        service.start(Catalog.default(), "audit-enable-logging", tmp_path / "ws", progress=stop)
+    ws = open_workspace(tmp_path / "ws")
+    assert ws.state()["prepared"] is False
+    with pytest.raises(LabError, match="never fully prepared"):
+        service.check(service.Opened(ws, Catalog.default().get("audit-enable-logging")))
+    op, created = service.start(Catalog.default(), "audit-enable-logging", tmp_path / "ws")
+    assert not created and op.ws.state()["prepared"] is True
+    manifest = op.ws.node_root("controlplane") / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    assert manifest.is_file()
+    assert service.check(op).points > 0  # graded as the untouched scenario, not a broken one
+
+
+def test_an_interrupted_reset_is_refused_by_check_until_finished(tmp_path: Path) -> None:
+    from lab.errors import LabError
+
+    op, _ = service.start(Catalog.default(), "audit-enable-logging", tmp_path / "ws")
+
+    def stop(message: str) -> None:
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        service.reset(op, stop)
+    with pytest.raises(LabError, match="run `cks-lab reset`"):
+        service.check(op)
+    service.reset(op)
+    assert op.ws.state()["last_reset"]
+    service.check(op)
