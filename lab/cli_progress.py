@@ -56,6 +56,8 @@ def progress_json(report: ProgressReport) -> dict[str, Any]:
 
 
 def progress_text(report: ProgressReport) -> str:
+    from lab.present import duration  # not at import: every cks-lab command loads this module
+
     out = ["Skills"]
     out += _table(
         [("SKILL", "PASSED", "TRIED", "CHECKS", "MEAN BEST", "TIME")]
@@ -101,17 +103,6 @@ def progress_text(report: ProgressReport) -> str:
     else:
         out.append("  none yet: `cks-lab start ID`, then `cks-lab check`")
     return "\n".join(out)
-
-
-def duration(seconds: float) -> str:
-    """1h 05m, 12m, 40s; "-" for none."""
-    s = int(seconds)
-    if s <= 0:
-        return "-"
-    if s < 60:
-        return f"{s}s"
-    h, m = divmod(s // 60, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m"
 
 
 def _points(points: int, max_points: int, attempts: int) -> str:

@@ -181,9 +181,21 @@ def changes_text(changes: list[Change], delta: int | None) -> str:
         return ""
     head = f"Since the previous check: {_points(delta)}"
     if not changes:
-        return head + "; no check changed."
+        why = " (the difference is hint penalties)" if delta else ""
+        return head + f"; no check changed{why}."
     lines = [head]
     for c in changes:
         what = f"{_shown(c.check)} (task {c.task})" if c.check else f"task {c.task}"
         lines.append(f"  {'now passing' if c.now_passed else 'now failing'}: {what}")
     return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """1h 05m, 12m, 40s; "-" for none."""
+    s = int(seconds)
+    if s <= 0:
+        return "-"
+    if s < 60:
+        return f"{s}s"
+    h, m = divmod(s // 60, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m"

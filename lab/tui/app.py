@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from rich.text import Text
 from textual.app import App, SystemCommand
@@ -32,10 +33,16 @@ class LabApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", show=False),
     ]
 
-    def __init__(self, catalog: Catalog, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] | None = None,
+    ) -> None:
         super().__init__()
         self.catalog = catalog
         self.clock = clock  # tests freeze it, so the timer draws the same every run
+        self.wall = wall or (lambda: datetime.now(UTC))  # the exam's deadline is wall time
         self.backend = "sim"
 
     def on_mount(self) -> None:
@@ -70,12 +77,67 @@ class LabApp(App[None]):
         except LabError as e:
             self.notify(str(e), title="cannot open", severity="error", timeout=10)
             return
+        self.to_catalog()  # one scenario screen at a time
         self.push_screen(ScenarioScreen(sc, op))
 
     def open_results(self) -> None:
         from lab.tui.screens.results import ResultsScreen
 
+        self.to_catalog()
         self.push_screen(ResultsScreen())
+
+    def open_exam(self) -> None:
+        """The running exam; else a choice: a full or a short one, or the last review."""
+        from lab import exam as exams
+        from lab.tui.screens.dialogs import ChoiceScreen
+        from lab.tui.screens.exam import ExamReviewScreen, ExamScreen
+
+        self.to_catalog()
+        try:
+            ex = exams.current_exam()
+            if ex is not None and ex.running:
+                if exams.submit_if_time_up(self.catalog, ex, now=self.wall()) is None:
+                    self.push_screen(ExamScreen(ex))
+                    return
+                self.notify("the exam's time ran out while you were away; it was graded")
+                ex = exams.load_exam(ex.id)
+        except LabError as e:
+            self.notify(str(e), title="exam", severity="error", timeout=10)
+            return
+        options = [
+            ("full", "A full mock exam: about 17 tasks, 2 hours"),
+            ("short", "A short practice exam: about 5 tasks, 30 minutes"),
+        ]
+        if ex is not None and ex.submitted:
+            options.append(("review", f"The review of the last exam ({ex.id})"))
+
+        def chosen(what: str | None) -> None:
+            if what == "review" and ex is not None:
+                try:
+                    self.push_screen(ExamReviewScreen(exams.review(self.catalog, ex)))
+                except LabError as e:
+                    self.notify(str(e), severity="error")
+            elif what in ("full", "short"):
+                self._start_exam(what == "short")
+
+        self.push_screen(ChoiceScreen("Mock exam", options, "full"), chosen)
+
+    def _start_exam(self, short: bool) -> None:
+        from lab import exam as exams
+        from lab.tui.screens.exam import ExamScreen
+
+        try:
+            ex = exams.start_exam(self.catalog, short=short, now=self.wall())
+        except LabError as e:
+            self.notify(str(e), title="exam", severity="error", timeout=10)
+            return
+        self.notify(
+            "the clock runs from now, also while you are away; no checks, hints or "
+            "solutions until you submit",
+            title="exam started",
+            timeout=8,
+        )
+        self.push_screen(ExamScreen(ex))
 
     def to_catalog(self) -> None:
         while len(self.screen_stack) > 2:
@@ -84,11 +146,11 @@ class LabApp(App[None]):
     # --- help, command line, palette ------------------------------------------
 
     def action_help(self) -> None:
-        keys = list(getattr(self.screen, "KEYS_HELP", []))
+        keys = [(k, what) for k, what, _ in getattr(self.screen, "KEYS_HELP", [])]
         self.push_screen(TextScreen("Help", help_markdown(keys)))
 
     def action_command_line(self) -> None:
-        ids = [sc.id for sc in self.catalog.scan()[0]]
+        ids = [sc.id for sc in service.scenario_summaries(self.catalog)[0]]
         self.push_screen(CommandLineScreen(suggestions(ids)), self.run_command)
 
     def run_command(self, text: str | None) -> None:
@@ -111,6 +173,8 @@ class LabApp(App[None]):
             self.to_catalog()
         elif name == "results":
             self.open_results()
+        elif name == "exam":
+            self.open_exam()
         elif name == "scenario":
             self.open_scenario(args[0])
         elif name == "backend":
@@ -123,7 +187,7 @@ class LabApp(App[None]):
                     severity="warning",
                 )
             else:
-                action()
+                action(*args)  # :shell NODE
 
     def use_backend(self, name: str) -> None:
         for b in service.backend_status():
@@ -149,14 +213,15 @@ class LabApp(App[None]):
         yield SystemCommand("Command line", "Type a : command", self.action_command_line)
         yield SystemCommand("Catalog", "Every scenario and your status", self.to_catalog)
         yield SystemCommand("Progress", "Attempts, scores and time per skill", self.open_results)
-        for key, what in getattr(screen, "KEYS_HELP", []):
-            action = _action_for(screen, key)
+        yield SystemCommand("Mock exam", "Start one, go back to it, or its review", self.open_exam)
+        for key, what, action_name in getattr(screen, "KEYS_HELP", []):
+            action = getattr(screen, f"action_{action_name}", None) if action_name else None
             if action is not None:
                 yield SystemCommand(what[:1].upper() + what[1:], f"key: {key}", action)
-        for sc in self.catalog.scan()[0]:
+        for sc in service.scenario_summaries(self.catalog)[0]:
             yield SystemCommand(
                 f"Open {sc.id}",
-                sc.model.title,
+                sc.title,
                 lambda sid=sc.id: self.open_scenario(sid),
                 discover=False,
             )
@@ -175,10 +240,3 @@ class _Notices(logging.Handler):
             self.app.call_from_thread(
                 self.app.notify, msg, title="progress not saved", severity="warning", timeout=10
             )
-
-
-def _action_for(screen: Screen[object], key: str) -> Callable[[], object] | None:
-    for b in screen.BINDINGS:
-        if isinstance(b, Binding) and key in b.key.split(","):
-            return getattr(screen, f"action_{b.action}", None)
-    return None

@@ -9,6 +9,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "scenario": (("s", "open", "sc"), "ID", "open a scenario"),
     "catalog": (("home", "list", "ls"), "", "the scenario catalog"),
     "results": (("progress", "stats"), "", "your attempts, scores and time, per skill"),
+    "exam": (("mock",), "", "the mock exam: start one, or back to the running one"),
     "backend": (("be",), "NAME", "use another backend (sim, kind)"),
     "start": ((), "", "start the open scenario (creates its workspace)"),
     "check": (("grade",), "", "run the attack again and grade your work"),

@@ -6,15 +6,22 @@ import json
 from collections.abc import Callable
 
 import pytest
-
 from textual.pilot import Pilot
 from textual.widgets import DataTable
-from tui_harness import node_file, notices, run, screen_text, settle, write_reference_solution
+from tui_harness import (
+    node_file,
+    notices,
+    run,
+    screen_text,
+    settle,
+    wait_for,
+    write_reference_solution,
+)
 
 from lab import progress, service
 from lab.tui.app import LabApp
 from lab.tui.screens.catalog import CatalogScreen
-from lab.tui.screens.dialogs import ConfirmScreen, TextScreen
+from lab.tui.screens.dialogs import ChoiceScreen, ConfirmScreen, TextScreen
 from lab.tui.screens.scenario import ScenarioScreen
 
 SCENARIO = "audit-policy-secrets"
@@ -226,14 +233,23 @@ def test_a_corrupt_workspace_state_is_a_located_error_on_screen() -> None:
     run(body)
 
 
-def test_shell_without_a_real_terminal_offers_the_command() -> None:
+def test_shell_asks_which_node_and_without_a_real_terminal_offers_the_command() -> None:
     async def body(pilot: Pilot[None], app: LabApp) -> None:
         screen = await start(pilot, app)
         assert screen.op is not None
         await pilot.press("s")
         await pilot.pause()
+        assert isinstance(app.screen, ChoiceScreen) and "worker (worker)" in screen_text(app)
+        await pilot.press("down", "enter")  # controlplane is the default; pick worker
+        await pilot.pause()
         assert "in your own terminal" in notices(app)
+        assert str(screen.op.ws.node_root("worker")) in notices(app)
+        await pilot.press(":", *"shell controlplane", "enter")
+        await pilot.pause()
         assert str(screen.op.ws.node_root("controlplane")) in notices(app)
+        await pilot.press(":", *"shell nosuchnode", "enter")
+        await pilot.pause()
+        assert app.is_running and "nosuchnode" in notices(app) and "worker" in notices(app)
 
     run(body)
 
@@ -249,16 +265,18 @@ def test_works_at_80x24() -> None:
     run(body, size=(80, 24))
 
 
-def test_long_work_shows_progress_and_esc_cancels_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_esc_cancels_a_check_at_its_next_step_and_nothing_is_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import threading
 
-    release = threading.Event()
+    step = threading.Event()
     real_check = service.check
 
     def slow_check(op: service.Opened, progress: Callable[[str], None]) -> object:
-        for i in range(200):  # a backend reporting progress while it works
-            progress(f"step {i}")
-            release.wait(0.02)
+        progress("replaying the attack")
+        step.wait(5)  # a long step: the thread cannot be stopped inside it
+        progress("grading")
         return real_check(op, progress)
 
     monkeypatch.setattr(service, "check", slow_check)
@@ -266,13 +284,155 @@ def test_long_work_shows_progress_and_esc_cancels_it(monkeypatch: pytest.MonkeyP
     async def body(pilot: Pilot[None], app: LabApp) -> None:
         screen = await start(pilot, app)
         await pilot.press("c")
-        await pilot.pause(0.3)
-        assert screen.busy() and "esc cancels" in screen_text(app)
+        await wait_for(pilot, lambda: "replaying the attack" in screen_text(app), "progress")
+        assert screen.busy()
         await pilot.press("escape")
+        await pilot.pause()
+        # asked, not done: the work still runs, and no second check can start beside it
+        assert screen.busy() and "cancelling the check" in screen_text(app)
+        await pilot.press("c")
+        await pilot.pause()
+        assert "wait for the check to finish" in notices(app)
+        step.set()
         await settle(pilot)
         assert not screen.busy() and isinstance(app.screen, ScenarioScreen)
-        assert "cancelled" in notices(app)
+        assert "check (nothing was recorded) cancelled" in notices(app)
         assert screen.op is not None and not service.status(screen.op).attempts
+        await pilot.press("c")  # and the next check runs normally
+        await settle(pilot)
+        assert len(service.status(screen.op).attempts) == 1
+
+    run(body)
+
+
+def test_an_interrupted_start_says_so_and_x_finishes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_start = service.start
+
+    def interrupted(*args: object, **kw: object) -> object:
+        def stop(message: str) -> None:
+            raise RuntimeError("the machine went to sleep")
+
+        kw["progress"] = stop
+        return real_start(*args, **kw)  # type: ignore[arg-type]
+
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        monkeypatch.setattr(service, "start", interrupted)
+        screen = await open_scenario(pilot, app)
+        await pilot.press("x")
+        await settle(pilot)
+        assert "the machine went to sleep" in notices(app) and screen.op is None
+        await pilot.press("escape")
+        monkeypatch.setattr(service, "start", real_start)
+        screen = await open_scenario(pilot, app)
+        assert "not fully prepared" in screen_text(app)
+        await pilot.press("c")
+        await settle(pilot)
+        assert "never fully prepared" in screen_text(app)
+        await pilot.press("x")
+        await settle(pilot)
+        assert screen.op is not None and screen.op.ws.state()["prepared"] is True
+        assert "not fully prepared" not in screen_text(app)
+
+    run(body)
+
+
+def test_a_check_run_elsewhere_replaces_the_screens_older_verdict() -> None:
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        screen = await start(pilot, app)
+        await pilot.press("c")
+        await settle(pilot)
+        assert "some checks fail" in screen_text(app)
+        write_reference_solution(SCENARIO)
+        assert screen.op is not None
+        service.check(screen.op)  # `cks-lab check` in the lab's shell
+        screen.refresh_state()  # what coming back from the shell does
+        await pilot.pause()
+        text = screen_text(app)
+        assert "passed · last check 21/21" in text
+        assert "some checks fail" not in text and "10/14" not in text
+
+    run(body)
+
+
+def test_time_on_a_scenario_is_saved_on_quit_and_not_counted_elsewhere() -> None:
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        clock = app.clock
+        await open_scenario(pilot, app)
+        clock.now += 40  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert round(progress.time_spent(SCENARIO)) == 40
+        await open_scenario(pilot, app)
+        clock.now += 25  # type: ignore[attr-defined]
+        await pilot.press(":", *"results", "enter")  # another screen: the clock stops
+        await pilot.pause()
+        clock.now += 1000  # type: ignore[attr-defined]
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+
+    run(body)
+    assert round(progress.time_spent(SCENARIO)) == 65
+
+
+def test_a_second_scenario_from_a_scenario_screen_replaces_it() -> None:
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        await open_scenario(pilot, app)
+        await open_scenario(pilot, app, "falco-shell-alert")
+        await open_scenario(pilot, app, "falco-shell-alert")  # the same one again
+        assert [type(s).__name__ for s in app.screen_stack[1:]] == [
+            "CatalogScreen",
+            "ScenarioScreen",
+        ]
+        await pilot.press(":", *"scenario no-such-thing", "enter")
+        await pilot.pause()
+        assert "no scenario 'no-such-thing'" in notices(app)
+
+    run(body)
+
+
+def test_enter_on_a_recorded_check_opens_its_scenario() -> None:
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        await start(pilot, app)
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press(":", *"results", "enter")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ScenarioScreen) and app.screen.sc.id == SCENARIO
+
+    run(body)
+
+
+def test_tab_completes_the_command_line_and_y_copies_the_cd_line() -> None:
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        await pilot.press(":", *"scenario audit-pol", "tab", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ScenarioScreen) and app.screen.sc.id == SCENARIO
+        await pilot.press("x")
+        await settle(pilot)
+        await pilot.press("y")
+        await pilot.pause()
+        assert app.clipboard.startswith("cd ") and app.clipboard.endswith("/nodes/controlplane")
+
+    run(body)
+
+
+def test_a_hint_seen_before_is_shown_again_without_asking_or_costing() -> None:
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        screen = await start(pilot, app)
+        assert screen.op is not None
+        task = screen.sc.model.tasks[0]
+        for _ in task.hints:
+            await pilot.press("h", "y")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+        before = service.hint_penalties(screen.op)
+        await pilot.press("h")
+        await pilot.pause()
+        assert isinstance(app.screen, TextScreen) and "no new penalty" in screen_text(app)
+        assert service.hint_penalties(screen.op) == before
 
     run(body)
 
@@ -282,14 +442,14 @@ def test_command_palette_lists_actions_and_scenarios() -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"open falco-shell-alert")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: "Alert on shells" in screen_text(app), "the match")
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, ScenarioScreen) and app.screen.sc.id == "falco-shell-alert"
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"reset to the starting")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: "key: r" in screen_text(app), "the match")
         await pilot.press("enter")
         await pilot.pause()
         assert "start the scenario first" in notices(app)

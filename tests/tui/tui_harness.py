@@ -81,3 +81,16 @@ def screen_text(app: LabApp) -> str:
 def notices(app: LabApp) -> str:
     """The notifications shown so far (toasts), one per line."""
     return "\n".join(n.message for n in app._notifications)
+
+
+async def wait_for(
+    pilot: Pilot[None], cond: Callable[[], bool], what: str = "", timeout: float = 20.0
+) -> None:
+    """Until cond() holds: on a loaded machine a fixed pause is sometimes too short."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await pilot.pause(0.05)

@@ -56,19 +56,27 @@ class CatalogScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
         Binding("p", "results", "Progress"),
+        Binding("e", "exam", "Exam"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
+    # (key, what it does, the action the palette runs) for help and the palette
     KEYS_HELP = [
-        ("enter", "open the scenario under the cursor"),
-        ("/", "filter by words (id, title, skill, level, status); enter keeps it, esc clears"),
-        ("o", "sort by the next column (skill, id, level, time, status)"),
-        ("p", "your progress: attempts, scores, time per skill"),
-        ("↑ ↓ pgup pgdn", "move"),
+        ("enter", "open the scenario under the cursor", "open"),
+        ("/", "filter by words in id, title, skill, level, status (enter keeps it)", "filter"),
+        ("esc", "clear the filter", "clear_filter"),
+        ("o", "sort by the next column (skill, id, level, time, status)", "sort"),
+        ("p", "your progress: attempts, scores, time per skill", "results"),
+        ("e", "the mock exam: start one, or back to the running one", "exam"),
+        ("↑ ↓ pgup pgdn", "move", None),
+        ("q", "quit", None),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="catalog")
+        # titles set before mounting: the Header's watchers may not have their widgets yet
+        self.title = "cks-lab"
+        self.sub_title = "scenarios"
         self._entries: list[CatalogEntry] = []
         self._sort = "skill"
         self._filter = ""
@@ -87,8 +95,6 @@ class CatalogScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "cks-lab"
-        self.sub_title = "scenarios"
         table = self.query_one(DataTable)
         table.add_columns("status", "id", "skill", "level", "time", "points", "title")
         self.query_one("#filter").display = False
@@ -210,3 +216,6 @@ class CatalogScreen(Screen[None]):
 
     def action_results(self) -> None:
         self.lab.open_results()
+
+    def action_exam(self) -> None:
+        self.lab.open_exam()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -43,22 +44,26 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class TextScreen(ModalScreen[None]):
-    """A scrollable page of Markdown (a hint, the solution, a diff)."""
+    """A scrollable page: Markdown (a hint, help) or plain text that wraps, with
+    diff lines coloured (a solution, a diff: long lines stay readable without a mouse)."""
 
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
-    def __init__(self, title: str, markdown: str, *, tall: bool = True) -> None:
+    def __init__(self, title: str, body: str, *, tall: bool = True, plain: bool = False) -> None:
         super().__init__(classes="dialog")
-        self._title, self._markdown, self._tall = title, markdown, tall
+        self._title, self._body, self._tall, self._plain = title, body, tall, plain
 
     def compose(self) -> ComposeResult:
-        from textual.widgets import Markdown  # markdown-it loads when a page is first shown
-
         with Vertical(id="box", classes="page tall" if self._tall else "page"):
             yield Label(self._title, id="title")
             with VerticalScroll(id="page"):
-                yield Markdown(self._markdown)
-            yield Label("esc: close", id="foot")
+                if self._plain:
+                    yield Static(diff_colored(self._body))
+                else:
+                    from textual.widgets import Markdown  # markdown-it loads on first use
+
+                    yield Markdown(self._body)
+            yield Label("esc: close · ↑ ↓ pgup pgdn: scroll", id="foot")
 
     def on_mount(self) -> None:
         self.query_one("#page").focus()
@@ -67,10 +72,68 @@ class TextScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+def diff_colored(text: str) -> Text:
+    """Plain text with unified-diff lines coloured; Markdown code fences dropped."""
+    out = Text()
+    for line in text.splitlines():
+        if line.startswith("```"):
+            continue
+        style = ""
+        if line.startswith(("+++", "---")):
+            style = "bold"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("-"):
+            style = "red"
+        elif line.startswith("@@"):
+            style = "cyan"
+        elif line.startswith("## "):
+            line, style = line[3:], "bold underline"
+        out.append(line + "\n", style)
+    return out
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """Pick one of a few things (which node a shell opens on); enter picks, esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, options: list[tuple[str, str]], default: str) -> None:
+        super().__init__(classes="dialog")
+        self._title, self._options, self._default = title, options, default
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import OptionList
+        from textual.widgets.option_list import Option
+
+        with Vertical(id="box"):
+            yield Label(self._title, id="title")
+            yield OptionList(*[Option(label, id=key) for key, label in self._options], id="choices")
+            yield Label("enter: choose · esc: cancel", id="foot")
+
+    def on_mount(self) -> None:
+        from textual.widgets import OptionList
+
+        choices = self.query_one("#choices", OptionList)
+        keys = [k for k, _ in self._options]
+        choices.highlighted = keys.index(self._default) if self._default in keys else 0
+        choices.focus()
+
+    def on_option_list_option_selected(self, event: object) -> None:
+        option = getattr(event, "option", None)
+        self.dismiss(getattr(option, "id", None))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class CommandLineScreen(ModalScreen[str | None]):
     """`:` then a command, at the bottom of the screen; tab completes."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("tab", "complete", "Complete", priority=True),  # not focus-next here
+    ]
 
     def __init__(self, completions: list[str]) -> None:
         super().__init__(id="command-line-screen")
@@ -87,6 +150,13 @@ class CommandLineScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
+
+    def action_complete(self) -> None:
+        box = self.query_one("#command", Input)
+        suggestion = getattr(box, "_suggestion", "")  # what the suggester shows dimmed
+        if suggestion and suggestion != box.value:
+            box.value = suggestion
+            box.cursor_position = len(suggestion)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -105,6 +175,6 @@ def help_markdown(keys: list[tuple[str, str]]) -> str:
         "## Everywhere\n\n| key | action |\n|---|---|\n"
         "| `?` | this help |\n| `:` | command line (tab completes) |\n"
         "| `ctrl+p` | command palette: every action, searchable |\n"
-        "| `esc` | back |\n| `q` | quit (on the catalog) |\n\n"
+        "| `esc` | back |\n| `q` | quit (on the catalog) |\n| `ctrl+q` | quit, anywhere |\n\n"
         "## Commands (`:`)\n\n| command | does |\n|---|---|\n" + cmds + "\n"
     )

@@ -24,10 +24,15 @@ class ResultsScreen(Screen[None]):
         Binding("enter", "open", "Open scenario"),
     ]
     KEYS_HELP = [
-        ("enter", "open the scenario of the highlighted check"),
-        ("tab", "move between the two tables"),
-        ("esc", "back"),
+        ("enter", "open the scenario of the highlighted check", "open"),
+        ("tab", "move between the two tables", None),
+        ("esc", "back", None),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = "cks-lab"  # before mounting, as the other screens do
+        self.sub_title = "your progress"
 
     @property
     def lab(self) -> LabApp:
@@ -43,8 +48,6 @@ class ResultsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "cks-lab"
-        self.sub_title = "your progress"
         report = service.progress_report(self.lab.catalog)
         skills = self.query_one("#skills", DataTable)
         skills.add_columns("skill", "passed", "tried", "checks", "mean best", "time")
@@ -71,6 +74,10 @@ class ResultsScreen(Screen[None]):
         if not report.attempts:
             rows.add_row("–", "no checks yet: open a scenario, start it, press c", "", "")
         rows.focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "attempts":  # enter on a row: DataTable takes the key
+            self.action_open()
 
     def action_open(self) -> None:
         rows = self.query_one("#attempts", DataTable)

@@ -7,6 +7,7 @@ reports progress back; the screen only calls lab.service and lab.present.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Footer,
     Header,
@@ -28,13 +29,12 @@ from textual.widgets import (
     TabPane,
 )
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState, get_current_worker
 
 from lab import present, progress, service
 from lab.errors import LabError
 from lab.grading.results import ScenarioResult
 from lab.shell import run as run_shell
-from lab.tui.screens.dialogs import ConfirmScreen, TextScreen
+from lab.tui.screens.dialogs import ChoiceScreen, ConfirmScreen, TextScreen
 from lab.tui.views import scenario_points
 from lab.tui.widgets.check_report import CheckReport
 from lab.tui.widgets.timer import ScenarioTimer
@@ -135,35 +135,42 @@ class ScenarioScreen(Screen[None]):
         Binding("y", "copy", "Copy cd", show=False),
         Binding("escape", "back", "Back"),
     ]
+    # (key, what it does, the action the palette runs) for help and the palette
     KEYS_HELP = [
-        ("x", "start the scenario (creates its workspace)"),
-        ("c", "check: run the attack again and grade your work"),
-        ("h", "the next hint for the highlighted task (says what it costs first)"),
-        ("s", "a shell in the node's files; `exit` comes back"),
-        ("r", "reset to the starting state (asks first; your files are backed up)"),
-        ("v", "the reference solution (asks first)"),
-        ("d", "your files against the solution (asks first unless you passed)"),
-        ("y", "copy the `cd` command for your own terminal"),
-        ("1 2 3", "briefing, check results, where to work"),
-        ("esc", "back to the catalog (cancels running work first)"),
+        ("x", "start the scenario (creates its workspace)", "start"),
+        ("c", "check: run the attack again and grade your work", "check"),
+        ("h", "the next hint for the highlighted task (says what it costs first)", "hint"),
+        ("s", "a shell in a node's files; `exit` comes back", "shell"),
+        ("r", "reset to the starting state (asks first; your files are backed up)", "reset"),
+        ("v", "the reference solution (asks first)", "solution"),
+        ("d", "your files against the solution (asks first unless you passed)", "diff"),
+        ("y", "copy the `cd` command for your own terminal", "copy"),
+        ("1 2 3", "briefing, check results, where to work", None),
+        ("↑ ↓", "highlight a task (hints are for the highlighted one)", None),
+        ("esc", "cancel running work; else back to the catalog", "back"),
     ]
 
     def __init__(self, sc: LoadedScenario, op: Opened | None) -> None:
-        super().__init__(id="scenario")
+        super().__init__(classes="scenario")
         self.sc = sc
+        self.title = sc.model.title  # before mounting, as the other screens do
+        self.sub_title = sc.id
         self.op = op
         self._last: ScenarioResult | None = None
+        self._last_count = 0  # how many attempts there were when _last was graded
+        self._busy_with: str | None = None  # the long work under way, until its thread ends
+        self._cancel = threading.Event()
+        self._timer = ScenarioTimer(sc.model.minutes, progress.time_spent(sc.id), self.lab.clock)
 
     @property
     def lab(self) -> LabApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        m = self.sc.model
         yield Header()
         with Horizontal(id="scenario-bar"):
             yield Label(id="state")
-            yield ScenarioTimer(m.minutes, progress.time_spent(m.id), self.lab.clock)
+            yield self._timer
         with Horizontal(id="body"):
             with TabbedContent(id="tabs", initial="brief"):
                 with TabPane("Briefing [1]", id="brief"):
@@ -185,17 +192,20 @@ class ScenarioScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = self.sc.model.title
-        self.sub_title = self.sc.id
         self.query_one("#busy").display = False
         self.set_interval(SAVE_EVERY, self.save_time)
         self.refresh_state()
 
     def on_key(self, event: object) -> None:
-        key = getattr(event, "key", "")
         tabs = {"1": "brief", "2": "result", "3": "where"}
+        key = getattr(event, "key", "")
         if key in tabs:
-            self.query_one(TabbedContent).active = tabs[key]
+            self.show_tab(tabs[key])
+
+    def show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        # the page's scroll takes the keys (arrows, pgdn) rather than nothing
+        self.query_one(f"#{tab} VerticalScroll").focus()
 
     # --- state --------------------------------------------------------------
 
@@ -210,11 +220,18 @@ class ScenarioScreen(Screen[None]):
         hints: dict[str, int] = {}
         penalties: dict[str, int] = {}
         attempts: list[dict[str, object]] = []
+        state: dict[str, object] = {}
         if self.op is not None:
+            state = self.op.ws.state()
             st = service.status(self.op)
             attempts, hints, penalties = st.attempts, st.hints, st.penalties
-            if attempts:
-                last = dict(attempts[-1].get("tasks") or {})  # type: ignore[call-overload]
+        if self._last is not None and len(attempts) != self._last_count:
+            self._last = None  # a check ran elsewhere (the shell): its verdict is newer
+        reset_since = bool(
+            attempts and str(state.get("last_reset", "")) > str(attempts[-1].get("at", ""))
+        )
+        if attempts and not reset_since:
+            last = dict(attempts[-1].get("tasks") or {})  # type: ignore[call-overload]
         points = {t.id: t.points for t in self._last.tasks} if self._last else {}
         for i, t in enumerate(self.sc.model.tasks, 1):
             mark = "·" if t.id not in last else ("✔" if last[t.id] else "✘")
@@ -230,23 +247,32 @@ class ScenarioScreen(Screen[None]):
                 (i for i, t in enumerate(self.sc.model.tasks) if not last.get(t.id)), 0
             )
             tasks.highlighted = highlighted if highlighted is not None else first_open
-        if self._last is None and attempts:
+        if self._last is None and attempts and not reset_since:
             a = attempts[-1]
             self.query_one("#report", CheckReport).show_text(
                 f"The last check ({str(a.get('at', '')).replace('T', ' ')[:16]} UTC) scored "
                 f"{a.get('points')}/{a.get('max_points')}. Press c to check again and see "
                 "every check explained."
             )
-        state = self.query_one("#state", Label)
+        line = self.query_one("#state", Label)
         if self.op is None:
-            state.update(Text.assemble(("not started", "yellow"), " — press x to start"))
+            line.update(Text.assemble(("not started", "yellow"), " — press x to start"))
+        elif not state.get("prepared", True):
+            line.update(
+                Text.assemble(
+                    ("not fully prepared", "red"),
+                    " — a start or reset was interrupted: press r to finish it",
+                )
+            )
+        elif reset_since:
+            line.update(Text.assemble(("reset to the start", "yellow"), " — press c to check"))
         elif not attempts:
-            state.update(Text.assemble(("started", "yellow"), " — work on the nodes, then press c"))
+            line.update(Text.assemble(("started", "yellow"), " — work on the nodes, then press c"))
         else:
             a = attempts[-1]
             word = ("passed", "green") if a.get("passed") else ("not yet passing", "red")
             n = len(attempts)
-            state.update(
+            line.update(
                 Text.assemble(
                     word,
                     f" · last check {a.get('points')}/{a.get('max_points')}",
@@ -262,79 +288,105 @@ class ScenarioScreen(Screen[None]):
             return None
         return tasks.get_option_at_index(tasks.highlighted).id
 
+    # --- time spent ---------------------------------------------------------
+
     def save_time(self) -> None:
-        timer = self.query_one(ScenarioTimer)
-        progress.add_time(self.sc.id, timer.take())
+        progress.add_time(self.sc.id, self._timer.take())
 
     def on_screen_suspend(self) -> None:
         self.save_time()
+        if not isinstance(self.app.screen, ModalScreen):
+            self._timer.pause()  # the catalog or progress screen: not time on this scenario
+
+    def on_screen_resume(self) -> None:
+        self._timer.resume()
 
     def on_unmount(self) -> None:
-        try:
-            self.save_time()
-        except Exception:  # noqa: BLE001 - the widget tree may already be gone at exit
-            pass
+        self.save_time()  # esc, :q, ctrl+q: the timer is ours, not looked up in a dead tree
 
     # --- long work in workers -----------------------------------------------
 
-    def busy(self) -> bool:
-        return any(w.is_running for w in self.workers if w.group == "lab")
+    def busy(self, what: str = "") -> bool:
+        """True (and the learner told so) while start, check or reset runs."""
+        if self._busy_with is None:
+            return False
+        if what:
+            msg = f"wait for the {self._busy_with} to finish before {what}"
+            self.notify(msg, severity="warning")
+        return True
 
     def _begin(self, what: str) -> bool:
-        if self.busy():
-            self.notify("still working on the last action; esc cancels it", severity="warning")
+        if self.busy(what):
             return False
+        self._busy_with = what
+        self._cancel.clear()
         self.query_one("#busy").display = True
         self.query_one("#busy-label", Label).update(f"{what}… (esc cancels)")
         return True
 
     def _progress(self, message: str) -> None:
-        """Called from the worker thread by the service's long work."""
-        if get_current_worker().is_cancelled:
+        """Called from the worker thread by the service's long work, between steps."""
+        if self._cancel.is_set():
             raise Cancelled
-        self.app.call_from_thread(
-            self.query_one("#busy-label", Label).update, f"{message}… (esc cancels)"
-        )
+        self.app.call_from_thread(self._show_progress, message)
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "lab" or event.state in (WorkerState.PENDING, WorkerState.RUNNING):
-            return
+    def _show_progress(self, message: str) -> None:
+        if self._busy_with is not None:
+            self.query_one("#busy-label", Label).update(f"{message}… (esc cancels)")
+
+    def _finished(self) -> None:
+        """The worker's thread has really ended (a thread cannot be stopped, only asked)."""
+        self._busy_with = None
         self.query_one("#busy").display = False
-        if event.state == WorkerState.ERROR:
-            self.show_error(event.worker.error)
-        elif event.state == WorkerState.CANCELLED:
-            self.notify(f"{event.worker.name} cancelled", severity="warning")
+
+    def _report(self, err: BaseException) -> None:
+        """From the worker thread: an error or a cancellation, shown by the UI thread."""
+        try:
+            self.app.call_from_thread(self.show_error, err)
+        except RuntimeError:
+            pass  # the app is closing
+
+    def _end_work(self) -> None:
+        try:
+            self.app.call_from_thread(self._finished)
+        except RuntimeError:
+            pass  # the app is closing
 
     def show_error(self, err: BaseException | None) -> None:
         if isinstance(err, Cancelled):
-            self.notify("cancelled", severity="warning")
+            self.notify(f"{err.args[0] if err.args else 'work'} cancelled", severity="warning")
+            self.refresh_state()
             return
-        text = (
-            str(err) if isinstance(err, LabError) else f"internal error: {err!r} (please report it)"
-        )
-        report = self.query_one("#report", CheckReport)
-        report.show_text(f"Error: {text}", style="bold red")
-        self.query_one(TabbedContent).active = "result"
+        text = str(err) if isinstance(err, LabError) else f"internal error: {err!r} (report it)"
+        self.query_one("#report", CheckReport).show_text(f"Error: {text}", style="bold red")
+        self.show_tab("result")
         self.notify(text, title="error", severity="error", timeout=10)
 
     def action_start(self) -> None:
-        if self.op is not None:
+        if self.op is not None and self.op.ws.state().get("prepared", True):
             self.notify("already started; r resets it to the starting state")
             return
-        if self._begin("starting"):
+        if self._begin("start"):
             self._start()
 
     @work(thread=True, group="lab", name="start", exit_on_error=False)
     def _start(self) -> None:
-        op, created = service.start(
-            self.lab.catalog, self.sc.id, backend=self.lab.backend, progress=self._progress
-        )
-        self.app.call_from_thread(self._started, op, created)
+        try:
+            op, created = service.start(
+                self.lab.catalog, self.sc.id, backend=self.lab.backend, progress=self._progress
+            )
+            self.app.call_from_thread(self._started, op, created)
+        except Cancelled:
+            self._report(Cancelled("start (x finishes it)"))
+        except Exception as e:  # noqa: BLE001 - shown on the screen, never a dead app
+            self._report(e)
+        finally:
+            self._end_work()
 
     def _started(self, op: Opened, created: bool) -> None:
         self.op = op
         self.refresh_state()
-        self.query_one(TabbedContent).active = "where"
+        self.show_tab("where")
         self.notify("workspace created" if created else "resumed the workspace", timeout=3)
 
     def _need_started(self) -> bool:
@@ -344,21 +396,33 @@ class ScenarioScreen(Screen[None]):
         return True
 
     def action_check(self) -> None:
-        if self._need_started() and self._begin("checking: running the attack again"):
+        if self._need_started() and self._begin("check"):
             self._check()
 
     @work(thread=True, group="lab", name="check", exit_on_error=False)
     def _check(self) -> None:
         assert self.op is not None
-        result = service.check(self.op, progress=self._progress)
-        changes, delta = service.check_changes(self.op)
-        self.app.call_from_thread(self._checked, result, present.changes_text(changes, delta))
+        try:
+            result = service.check(self.op, progress=self._progress)
+            changes, delta = service.check_changes(self.op)
+            late = self._cancel.is_set()
+            text = present.changes_text(changes, delta)
+            self.app.call_from_thread(self._checked, result, text, late)
+        except Cancelled:
+            self._report(Cancelled("check (nothing was recorded)"))
+        except Exception as e:  # noqa: BLE001
+            self._report(e)
+        finally:
+            self._end_work()
 
-    def _checked(self, result: ScenarioResult, changes: str) -> None:
+    def _checked(self, result: ScenarioResult, changes: str, late: bool) -> None:
         self._last = result
+        self._last_count = len(service.status(self.op).attempts) if self.op else 0
         self.query_one("#report", CheckReport).show(result, changes)
-        self.query_one(TabbedContent).active = "result"
+        self.show_tab("result")
         self.refresh_state()
+        if late:
+            self.notify("the check finished before it could be cancelled", severity="warning")
         if result.passed:
             self.notify(
                 f"every task passes: {result.points}/{result.max_points}. "
@@ -373,12 +437,12 @@ class ScenarioScreen(Screen[None]):
 
     @shows_errors
     def action_reset(self) -> None:
-        if not self._need_started():
+        if not self._need_started() or self.busy("resetting"):
             return
 
         @shows_errors_in(self)
         def answered(yes: bool | None) -> None:
-            if yes and self._begin("resetting"):
+            if yes and self._begin("reset"):
                 self._reset()
 
         self.app.push_screen(
@@ -394,8 +458,16 @@ class ScenarioScreen(Screen[None]):
     @work(thread=True, group="lab", name="reset", exit_on_error=False)
     def _reset(self) -> None:
         assert self.op is not None
-        backup = service.reset(self.op, progress=self._progress)
-        self.app.call_from_thread(self._was_reset, backup)
+        try:
+            backup = service.reset(self.op, progress=self._progress)
+            self.app.call_from_thread(self._was_reset, backup)
+        except Cancelled:
+            where = self.op.ws.lab_dir / "backups"
+            self._report(Cancelled(f"reset (your files are backed up in {where}; r finishes it)"))
+        except Exception as e:  # noqa: BLE001
+            self._report(e)
+        finally:
+            self._end_work()
 
     def _was_reset(self, backup: object) -> None:
         self._last = None
@@ -403,13 +475,13 @@ class ScenarioScreen(Screen[None]):
             "Reset to the starting state. Press c to check."
         )
         self.refresh_state()
-        self.notify(
-            f"reset; your files were backed up in {backup}" if backup else "reset", timeout=6
-        )
+        msg = f"reset; your files were backed up in {backup}" if backup else "reset"
+        self.notify(msg, timeout=6)
 
     def action_back(self) -> None:
-        if self.busy():
-            self.workers.cancel_group(self, "lab")
+        if self._busy_with is not None:
+            self._cancel.set()  # the worker stops at its next step
+            self.query_one("#busy-label", Label).update(f"cancelling the {self._busy_with}…")
             return
         self.app.pop_screen()
 
@@ -417,7 +489,7 @@ class ScenarioScreen(Screen[None]):
 
     @shows_errors
     def action_hint(self) -> None:
-        if not self._need_started():
+        if not self._need_started() or self.busy("taking a hint"):
             return
         assert self.op is not None
         op, task = self.op, self.highlighted_task()
@@ -453,7 +525,7 @@ class ScenarioScreen(Screen[None]):
 
     @shows_errors
     def action_solution(self) -> None:
-        if not self._need_started():
+        if not self._need_started() or self.busy("showing the solution"):
             return
         assert self.op is not None
         op = self.op
@@ -462,11 +534,8 @@ class ScenarioScreen(Screen[None]):
         def show(yes: bool | None) -> None:
             if yes:
                 tasks = service.show_solution(op)
-                self.app.push_screen(
-                    TextScreen(
-                        "Reference solution", present.solution_text(op, tasks, applied=False)
-                    )
-                )
+                text = present.solution_text(op, tasks, applied=False)
+                self.app.push_screen(TextScreen("Reference solution", text, plain=True))
 
         self.app.push_screen(
             ConfirmScreen(
@@ -480,7 +549,7 @@ class ScenarioScreen(Screen[None]):
 
     @shows_errors
     def action_diff(self) -> None:
-        if not self._need_started():
+        if not self._need_started() or self.busy("comparing with the solution"):
             return
         assert self.op is not None
         op = self.op
@@ -489,15 +558,10 @@ class ScenarioScreen(Screen[None]):
         def show(yes: bool | None = True) -> None:
             if not yes:
                 return
-            try:
-                diffs = service.learner_diff(op)
-            except LabError as e:
-                self.show_error(e)
-                return
-            self.app.push_screen(TextScreen("Your files → the solution", present.diff_text(diffs)))
+            text = present.diff_text(service.learner_diff(op))
+            self.app.push_screen(TextScreen("Your files → the solution", text, plain=True))
 
-        last = service.status(op).attempts
-        if last and last[-1].get("passed"):
+        if service.last_check_passed(op):
             show()
             return
         self.app.push_screen(
@@ -515,24 +579,40 @@ class ScenarioScreen(Screen[None]):
         if not self._need_started():
             return
         assert self.op is not None
-        try:
-            cmd = service.shell_command(self.op)
-        except LabError as e:
-            self.notify(str(e), severity="warning")
-            return
+        cmd = service.shell_command(self.op)
         self.app.copy_to_clipboard(cmd.display)
         self.notify(f"copied: {cmd.display}", timeout=4)
 
     @shows_errors
-    def action_shell(self) -> None:
-        if not self._need_started():
+    def action_shell(self, node: str | None = None) -> None:
+        """`s`: a shell on a node (asks which when there are several); `:shell NODE`."""
+        if not self._need_started() or self.busy("opening a shell"):
             return
         assert self.op is not None
-        try:
-            cmd = service.shell_command(self.op)
-        except LabError as e:
-            self.notify(str(e), severity="warning")
+        nodes = self.sc.model.cluster.nodes
+        if node is None and len(nodes) > 1:
+            default = service.shell_command(self.op).cwd.name
+            self.app.push_screen(
+                ChoiceScreen(
+                    "A shell on which node?",
+                    [(n.name, f"{n.name} ({n.role})") for n in nodes],
+                    default,
+                ),
+                self._shell_on,
+            )
             return
+        self._shell(node)
+
+    def _shell_on(self, picked: str | None) -> None:
+        if picked:
+            try:
+                self._shell(picked)
+            except LabError as e:
+                self.show_error(e)
+
+    def _shell(self, node: str | None) -> None:
+        assert self.op is not None
+        cmd = service.shell_command(self.op, node)  # an unknown node: a LabError naming them
         self.save_time()
         try:
             with self.app.suspend():
@@ -545,6 +625,4 @@ class ScenarioScreen(Screen[None]):
                 severity="warning",
                 timeout=10,
             )
-        except LabError as e:
-            self.notify(str(e), severity="error")
         self.refresh_state()

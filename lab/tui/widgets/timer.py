@@ -20,6 +20,7 @@ class ScenarioTimer(Static):
         self._earlier = earlier
         self._clock = clock
         self._since = clock()
+        self._paused = False
 
     def on_mount(self) -> None:
         self.tick()
@@ -27,15 +28,27 @@ class ScenarioTimer(Static):
 
     @property
     def elapsed(self) -> float:
-        return self._earlier + (self._clock() - self._since)
+        return self._earlier + (0.0 if self._paused else self._clock() - self._since)
 
     def take(self) -> float:
         """Seconds not yet saved; they now count as earlier time."""
+        if self._paused:
+            return 0.0
         now = self._clock()
         fresh = now - self._since
         self._earlier += fresh
         self._since = now
         return fresh
+
+    def pause(self) -> None:
+        """Stop counting (call take() first to keep what was counted)."""
+        self.take()
+        self._paused = True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._since = self._clock()
 
     def tick(self) -> None:
         spent = self.elapsed
