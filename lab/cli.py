@@ -13,11 +13,15 @@ import click
 from lab import __version__
 from lab.cli_apparmor import apparmor
 from lab.cli_audit import audit
+from lab.cli_author import new_scenario
+from lab.cli_exam import exam
 from lab.cli_falco import falco
+from lab.cli_grade import grade
 from lab.cli_node import node
 from lab.cli_progress import progress
 from lab.cli_tui import tui
 from lab.cli_work import diff, shell
+from lab.cli_workshop import workshop
 from lab.clierrors import lab_errors
 from lab.errors import LabError
 from lab.fsutil import write_all_or_none
@@ -27,12 +31,6 @@ WS = click.option(
     "-w",
     type=click.Path(path_type=Path, file_okay=False),
     help="Workspace folder (default: the current scenario's).",
-)
-GRADE_WS = click.option(
-    "--workspace",
-    "-w",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Workspace or submission folder (default: grade the untouched scenario).",
 )
 
 
@@ -51,6 +49,11 @@ def _progress(message: str) -> None:
     click.echo(f"… {message}", err=True)
 
 
+def _interactive() -> bool:
+    """A learner at a terminal (not a pipe, a script or CI)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--scenarios",
@@ -67,7 +70,7 @@ def main(ctx: click.Context, scenarios: tuple[Path, ...], debug: bool) -> None:
     With no command in a terminal it opens the lab's TUI; piped, it lists the scenarios.
     """
     if ctx.invoked_subcommand is None:
-        if sys.stdin.isatty() and sys.stdout.isatty():
+        if _interactive():
             ctx.invoke(tui)
             return
         ctx.invoke(list_cmd)
@@ -123,7 +126,7 @@ def start(scenario_id: str, workspace: Path | None, fresh: bool) -> None:
 def check(workspace: Path | None, json_out: Path | None) -> None:
     """Run the attack again, grade your work, explain each failed check."""
     from lab import service
-    from lab.grading.report_json import render_json
+    from lab.grading.report_json import Graded, render_json
     from lab.grading.report_text import render_text
     from lab.present import changes_text
 
@@ -133,7 +136,7 @@ def check(workspace: Path | None, json_out: Path | None) -> None:
     if since := changes_text(*service.check_changes(op)):
         click.echo(f"\n{since}")
     if json_out:
-        write_all_or_none({json_out: render_json([result])})
+        write_all_or_none({json_out: render_json([Graded.of(result, op.sc.model, op.ws.root)])})
     sys.exit(0 if result.passed else 1)
 
 
@@ -204,61 +207,6 @@ def reset(workspace: Path | None, yes: bool) -> None:
             return
     backup = service.reset(op, progress=_progress)
     click.echo(f"Reset {op.sc.id}." + (f" Your previous files are in {backup}" if backup else ""))
-
-
-@main.command()
-@click.argument("scenario_id", metavar="[ID]", required=False)
-@GRADE_WS
-@click.option(
-    "--scenario-dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Grade against an author's scenario folder instead of a catalog scenario.",
-)
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the JSON report (docs/ci-grading.md) here.",
-)
-@click.option(
-    "--junit",
-    "junit_out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write a JUnit XML report (one testcase per check) here.",
-)
-@click.option("--quiet", "-q", is_flag=True, help="Only the exit status and report files.")
-@lab_errors
-def grade(
-    scenario_id: str | None,
-    workspace: Path | None,
-    scenario_dir: Path | None,
-    json_out: Path | None,
-    junit_out: Path | None,
-    quiet: bool,
-) -> None:
-    """Grade headlessly (CI): exit 0 all pass, 1 some fail, 2 error.
-
-    ID is looked up in the catalog only (`cks-lab list`), never as a folder
-    here: a submission cannot bring its own scenario. An author grades their
-    own folder with --scenario-dir DIR (ID may then be left out).
-
-    --workspace is a workspace or a submission folder holding nodes/<node>/...,
-    laid over the scenario's starting files; it is not changed. Without it the
-    untouched scenario is graded.
-    """
-    from lab import service
-    from lab.grading.report_json import render_json
-    from lab.grading.report_junit import render_junit
-    from lab.grading.report_text import render_text
-
-    result = service.grade_workspace(_catalog(), scenario_id, workspace, scenario_dir=scenario_dir)
-    reports = {json_out: render_json([result])} if json_out else {}
-    if junit_out:
-        reports[junit_out] = render_junit([result])
-    write_all_or_none(reports)
-    if not quiet:
-        click.echo(render_text(result, width=_width()))
-    sys.exit(0 if result.passed else 1)
 
 
 @main.group()
@@ -337,3 +285,7 @@ main.add_command(progress)
 main.add_command(tui)
 main.add_command(shell)
 main.add_command(diff)
+main.add_command(grade)
+scenario.add_command(new_scenario)
+main.add_command(workshop)
+main.add_command(exam)

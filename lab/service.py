@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from lab.backends.sim.apparmor_cmds import ExecResult
     from lab.changes import Change
     from lab.learner_diff import FileDiff
-    from lab.scenarios.loader import LoadedScenario
+    from lab.scenarios.loader import LoadedScenario, ScenarioError
     from lab.scenarios.model import Hint, Task
     from lab.shell import ShellCommand
 
@@ -158,12 +158,13 @@ def start(
                 f"this workspace belongs to scenario {ws.scenario_id!r}, not {sc.id!r}",
                 file=str(root),
             )
-        if fresh:
-            reset(Opened(ws, sc), progress)
+        if fresh or not ws.state().get("prepared", True):
+            reset(Opened(ws, sc), progress)  # also finishes an interrupted start or reset
         set_current(ws)
         return Opened(ws, sc), False
     ws = create_workspace(root, sc, backend)
     backend_for(backend).prepare(sc, ws, progress)
+    ws.update_state(prepared=True)
     set_current(ws)
     return Opened(ws, sc), True
 
@@ -191,10 +192,16 @@ def open_scenario(catalog: Catalog, workspace: Path | None = None) -> Opened:
 def scenario_and_workspace(
     catalog: Catalog, scenario_id: str
 ) -> tuple[LoadedScenario, Opened | None]:
-    """A catalog scenario and its default workspace when it was started (the TUI's view)."""
+    """A catalog scenario and its workspace once started (the TUI's view): the default
+    one, or the current one when it was started elsewhere (`start -w`), as the catalog says."""
     sc = find_scenario(catalog, scenario_id)
     root = default_workspace(sc.id)
-    return sc, (open_scenario(catalog, root) if is_workspace(root) else None)
+    if not is_workspace(root):
+        found = _current_by_scenario().get(sc.id)
+        if found is None:
+            return sc, None
+        root = found
+    return sc, open_scenario(catalog, root)
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,13 @@ def backend_status() -> list[BackendInfo]:
     ]
 
 
+def _refuse_during_exam(op: Opened, what: str) -> None:
+    """No grader, hints or solutions while an exam runs (lab/exam/guard.py)."""
+    from lab.exam.guard import refuse_during_exam
+
+    refuse_during_exam(op, what)
+
+
 def hint_penalties(op: Opened) -> dict[str, int]:
     taken = op.ws.state().get("hints", {})
     out: dict[str, int] = {}
@@ -223,7 +237,15 @@ def hint_penalties(op: Opened) -> dict[str, int]:
 
 def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
     """Run the attack again against the learner's work, grade it, record the attempt."""
+    _refuse_during_exam(op, "check")
     op.ws.guard()  # nothing is written through a symlinked node root or .lab folder
+    if not op.ws.state().get("prepared", True):
+        raise LabError(
+            "this workspace was never fully prepared (a start or reset was interrupted), so "
+            "grading it would blame you for missing files; run `cks-lab reset` to finish it "
+            "(your files are backed up first)",
+            file=str(op.ws.root),
+        )
     backend = backend_for(str(op.ws.state().get("backend", "sim")))
     evidence = backend.run_attack(op.sc, op.ws, progress)
     from lab.grading.grader import grade
@@ -289,6 +311,7 @@ class HintTaken:
 
 def peek_hint(op: Opened, task_id: str | None = None) -> HintTaken:
     """The hint `take_hint` would show, without taking it (to say what it costs)."""
+    _refuse_during_exam(op, "hint")  # take_hint too: it peeks first
     task = _task(op, task_id)
     if not task.hints:
         raise LabError(f"task {task.id!r} has no hints")
@@ -331,6 +354,7 @@ def status(op: Opened) -> Status:
 
 def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False) -> list[Task]:
     """The tasks whose solutions are shown; with apply, their files are written (after a backup)."""
+    _refuse_during_exam(op, "solution")
     tasks = [_task(op, task_id)] if task_id else list(op.sc.model.tasks)
     viewed = set(op.ws.state().get("solutions_viewed", []))
     viewed.update(t.id for t in tasks)
@@ -394,6 +418,7 @@ def learner_diff(op: Opened, task_id: str | None = None) -> list[FileDiff]:
     task's, or every task's). Counts as viewing the solution of those tasks."""
     from lab.learner_diff import learner_diff as compare
 
+    _refuse_during_exam(op, "diff")
     tasks = [_task(op, task_id)] if task_id else list(op.sc.model.tasks)
     op.ws.guard()
     roots = {n.name: op.ws.node_root(n.name) for n in op.sc.model.cluster.nodes}
@@ -422,7 +447,9 @@ def check_changes(op: Opened) -> tuple[list[Change], int | None]:
 def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
     """Back up the learner's node trees, then restore the scenario's starting state."""
     backup = op.ws.backup("before-reset")
+    op.ws.update_state(prepared=False)
     backend_for(str(op.ws.state().get("backend", "sim"))).prepare(op.sc, op.ws, progress)
+    op.ws.update_state(prepared=True, last_reset=now_iso())
     return backup
 
 
@@ -436,15 +463,20 @@ class CatalogEntry:
     workspace: Path | None  # its workspace, once started (the default one, or the current)
 
 
+def scenario_summaries(catalog: Catalog) -> tuple[list[ScenarioSummary], list[ScenarioError]]:
+    """The catalog's scenarios as summaries, through the cache in the data dir."""
+    from lab import __version__
+
+    return catalog.summaries(data_dir() / "cache" / "catalog.json", __version__)
+
+
 def catalog_entries(catalog: Catalog) -> tuple[list[CatalogEntry], list[LabError]]:
     """Every scenario and where the learner stands on it, and the broken scenarios' errors.
 
     passed: some recorded check passed; failed: checked but never passed; in
     progress: started (a workspace exists) or time spent, but not checked; new.
     """
-    from lab import __version__
-
-    good, bad = catalog.summaries(data_dir() / "cache" / "catalog.json", __version__)
+    good, bad = scenario_summaries(catalog)
     records = progress_store.scenario_progress(sc.id for sc in good)
     current = _current_by_scenario()
     entries = []
@@ -471,6 +503,17 @@ def _current_by_scenario() -> dict[str, Path]:
         return {Workspace(root).scenario_id: root} if is_workspace(root) else {}
     except LabError:
         return {}  # none yet, or unreadable: the catalog is shown all the same
+
+
+def workspace_to_grade(scenario_id: str) -> Path | None:
+    """The workspace `cks-lab grade ID` grades: the current one when it is this
+    scenario's (what `cks-lab check` grades), else its default one once started;
+    None when there is neither (the untouched scenario is graded)."""
+    current = _current_by_scenario().get(scenario_id)
+    if current is not None:
+        return current
+    root = default_workspace(scenario_id)
+    return root if is_workspace(root) else None
 
 
 @dataclass
