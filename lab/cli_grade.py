@@ -15,7 +15,9 @@ from lab.fsutil import write_all_or_none
 if TYPE_CHECKING:
     from lab.grading.batch import Target
     from lab.grading.report_json import Graded
+    from lab.grading.results import ScenarioResult
     from lab.scenarios.catalog import Catalog
+    from lab.scenarios.loader import LoadedScenario
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 
@@ -54,6 +56,11 @@ def _catalog() -> Catalog:
 )
 @click.option("--verbose", "-v", is_flag=True, help="Every scenario's full report, not a line.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the exit status and report files.")
+@click.option(
+    "--allow-shadow",
+    is_flag=True,
+    help="Grade a --scenarios folder whose id is also a bundled scenario's (refused otherwise).",
+)
 @lab_errors
 def grade(
     scenario_ids: tuple[str, ...],
@@ -66,6 +73,7 @@ def grade(
     summary_out: Path | None,
     verbose: bool,
     quiet: bool,
+    allow_shadow: bool,
 ) -> None:
     """Grade headlessly (CI): exit 0 all pass, 1 some fail, 2 error.
 
@@ -86,16 +94,20 @@ def grade(
         raise click.UsageError("--verbose and --quiet exclude each other")
     if learner is not None and not learner.strip():
         raise click.UsageError("--learner needs a name")
+    _check_outputs(json_out, junit_out, summary_out)
     cat = _catalog()
     targets, from_manifest = _targets(cat, scenario_ids, workspace, manifest, scenario_dir)
     name = learner.strip() if learner is not None else from_manifest
-    from lab.grading.report_json import Graded, utc_now
+    from lab.grading.report_json import utc_now
 
     graded_at = utc_now()
     # Every scenario is loaded and validated before any is graded: a typo in the
     # last entry stops the run at once, and no report is half made.
     models = {}
+    from lab.exam.guard import refuse_grading_during_exam
+
     for t in targets:
+        refuse_grading_during_exam(t.scenario)  # the exam's grader comes at its submit
         try:
             sc = (
                 service.scenario_folder(scenario_dir)
@@ -104,7 +116,9 @@ def grade(
             )
         except LabError as e:
             raise t.located(e) from None
-        models[t.scenario] = sc.model
+        if scenario_dir is None and not allow_shadow:
+            _refuse_shadow(sc, t)
+        models[t.scenario] = sc
     done: list[Graded] = []
     for t in targets:
         try:
@@ -113,7 +127,7 @@ def grade(
             )
         except LabError as e:
             raise t.located(e) from None
-        done.append(Graded.of(result, models[t.scenario], t.shown))
+        done.append(_graded(result, models[t.scenario], t))
     _report(done, name, graded_at, json_out, junit_out, summary_out, verbose, quiet)
 
 
@@ -159,6 +173,66 @@ def _targets(
         ws = None if service.looks_like_path(sid) else service.workspace_to_grade(sid)
         targets.append(Target(sid, ws, _shown(ws)))
     return targets, None
+
+
+def _check_outputs(*outs: Path | None) -> None:
+    """Each report its own file, in a folder that exists (checked before grading)."""
+    seen: dict[Path, Path] = {}
+    for out in outs:
+        if out is None:
+            continue
+        key = out.resolve()
+        if key in seen:
+            raise click.UsageError(f"{out} is given for two reports; give each its own file")
+        seen[key] = out
+        folder = out.parent
+        if not folder.is_dir():
+            raise LabError(
+                f"cannot write the report: its folder {str(folder)!r} does not exist "
+                "(create it first)",
+                file=str(out),
+            )
+
+
+def _refuse_shadow(sc: LoadedScenario, t: Target) -> None:
+    """A course folder (--scenarios, CKS_LAB_SCENARIOS) must not silently replace a
+    bundled scenario: the first folder of an id wins, so a learner's repository could
+    bring an easier copy of one under its id."""
+    from lab.paths import bundled_scenarios_dir
+
+    bundled = bundled_scenarios_dir()
+    if sc.root.resolve().parent == bundled.resolve() or not (bundled / sc.id).is_dir():
+        return
+    raise t.located(
+        LabError(
+            f"scenario {sc.id!r} from {sc.root} has the id of a bundled scenario, which it "
+            "would replace; rename it, or grade it anyway with --allow-shadow",
+            file=str(sc.root),
+        )
+    )
+
+
+def _graded(result: ScenarioResult, sc: LoadedScenario, t: Target) -> Graded:
+    """The result with the scenario's digest and what the workspace's state records
+    (hints taken, solutions viewed: self-reported, a submission may leave .lab/ out)."""
+    from lab.grading.report_json import Graded
+    from lab.scenarios.digest import folder_digest
+    from lab.workspace import is_workspace, open_workspace
+
+    viewed: list[str] | None = None
+    hints: dict[str, int] | None = None
+    if t.workspace is not None and is_workspace(t.workspace):
+        state = open_workspace(t.workspace).state()
+        viewed = [str(x) for x in state.get("solutions_viewed", [])]
+        hints = {str(k): int(v) for k, v in state.get("hints", {}).items()}
+    return Graded.of(
+        result,
+        sc.model,
+        t.shown,
+        digest=folder_digest(sc),
+        solutions_viewed=viewed,
+        hints_taken=hints,
+    )
 
 
 def _shown(workspace: Path | None) -> str | None:

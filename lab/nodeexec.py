@@ -30,6 +30,9 @@ UTILS = {
 
 def node_exec(ws: Workspace, sc: LoadedScenario, node: str, argv: Sequence[str]) -> ExecResult:
     """Run a command on a sim node; what it prints and its exit status."""
+    from lab.exam.guard import refuse_after_deadline
+
+    refuse_after_deadline(ws, "node exec")  # an exam item's time is up: no more work on it
     nodes = {n.name: n for n in sc.model.cluster.nodes}
     if node not in nodes:
         raise LabError(f"no node {node!r} in this scenario (nodes: {', '.join(nodes)})")

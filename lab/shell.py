@@ -99,6 +99,9 @@ def shell_command(
     `base_env` is the environment to start from (default: this process's).
     Writes the shell's rc file into the workspace's .lab/ folder.
     """
+    from lab.exam.guard import refuse_after_deadline
+
+    refuse_after_deadline(op.ws, "shell")  # an exam item's time is up: no more work on it
     backend = str(op.ws.state().get("backend", "sim"))
     if backend != "sim":
         raise LabError(

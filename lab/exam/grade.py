@@ -8,13 +8,21 @@ graded twice at submit, as the learner left it and untouched, and earns
 clamped to 0..1 (a passed task: 1). An item's score is its tasks' credit
 weighted by their points; the exam's score is the items' scores weighted by the
 scenarios' `weight`; 67 % or more passes.
+
+An item is graded only against the scenario the exam drew (its folder's digest,
+task ids and points are recorded at start): another folder of the same id, or
+an edited one, scores 0 and says so. Submitted after the deadline, an item with
+any file under nodes/ changed after it scores 0, as the real exam's terminal
+closes at the end.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.errors import LabError
@@ -22,6 +30,7 @@ from lab.exam.state import (
     Exam,
     ExamItem,
     StoredResult,
+    current_exam,
     format_duration,
     iso,
     load_exam,
@@ -29,6 +38,7 @@ from lab.exam.state import (
     utc_now,
 )
 from lab.grading.results import CheckResult, ScenarioResult, TaskResult
+from lab.scenarios.digest import folder_digest
 from lab.work import Progress, no_progress
 from lab.workspace import is_workspace
 
@@ -174,14 +184,64 @@ def _not_submitted(exam: Exam) -> str:
     )
 
 
-def _grade_item(catalog: Catalog, item: ExamItem) -> dict[str, Any]:
+MAX_LATE_SHOWN = 5
+
+
+def scenario_change(sc: LoadedScenario, item: ExamItem) -> str:
+    """How `sc` differs from the scenario the item was drawn as ("" when it does not)."""
+    why = []
+    tasks = tuple(t.id for t in sc.model.tasks)
+    if tasks != item.tasks:
+        why.append(f"its tasks are {', '.join(tasks)} now, not {', '.join(item.tasks)}")
+    points = sum(ch.points for t in sc.model.tasks for ch in t.checks)
+    if points != item.max_points:
+        why.append(f"it is worth {points} points now, not {item.max_points}")
+    if item.digest and folder_digest(sc) != item.digest:
+        moved = item.folder and item.folder != str(sc.root.resolve())
+        drawn = f" (drawn from {item.folder})" if moved else ""
+        why.append(f"the files of {sc.root} are not those the exam drew{drawn}")
+    return "; ".join(why)
+
+
+def changed_after(workspace: Path, deadline: datetime) -> list[str]:
+    """Everything under the workspace's nodes/ (files, folders, symlinks themselves)
+    last changed after the deadline, as paths relative to the workspace."""
+    limit = deadline.timestamp()
+    late = []
+    for folder, dirs, names in os.walk(workspace / "nodes"):  # symlinks are not followed
+        for name in [*dirs, *names]:
+            path = Path(folder) / name
+            try:
+                if path.lstat().st_mtime > limit:
+                    late.append(path.relative_to(workspace).as_posix())
+            except OSError:
+                continue  # removed while walking: its folder's time tells
+    return sorted(late)
+
+
+def _late_reason(late: list[str]) -> str:
+    shown = ", ".join(late[:MAX_LATE_SHOWN])
+    more = f" and {len(late) - MAX_LATE_SHOWN} more" if len(late) > MAX_LATE_SHOWN else ""
+    return f"changed after the time was up: {shown}{more}"
+
+
+def _grade_item(catalog: Catalog, item: ExamItem, deadline: datetime | None) -> dict[str, Any]:
+    """`deadline`: when submitted after it, the time the item's files must not be newer than."""
     from lab import service
 
     try:
         if not is_workspace(item.workspace):
             raise LabError("the item's workspace is gone", file=str(item.workspace))
-        result = service.grade_workspace(catalog, item.scenario, item.workspace)
-        untouched = service.grade_workspace(catalog, item.scenario, None)
+        sc = service.find_scenario(catalog, item.scenario)
+        changed = scenario_change(sc, item)
+        if changed:
+            raise LabError(f"the scenario changed since the exam started ({changed})")
+        late = changed_after(item.workspace, deadline) if deadline is not None else []
+        if late:
+            raise LabError(_late_reason(late))
+        # the very folder checked above, not the catalog's lookup again
+        result = service.grade_workspace(catalog, None, item.workspace, scenario_dir=sc.root)
+        untouched = service.grade_workspace(catalog, None, None, scenario_dir=sc.root)
     except LabError as e:
         return {"scenario": item.scenario, "result": None, "baseline": {}, "error": str(e)}
     return {
@@ -215,10 +275,12 @@ def submit(
             )
         raise LabError(f"exam {exam.id} was abandoned; start another with `cks-lab exam start`")
     now = utc_now(now)
+    late = now > exam.deadline
+    timed_out = timed_out or late
     outcomes = []
     for item in exam.items:
         progress(f"grading item {item.number}/{len(exam.items)}: {item.scenario}")
-        outcomes.append(_grade_item(catalog, item))
+        outcomes.append(_grade_item(catalog, item, exam.deadline if late else None))
     if not load_exam(exam.id).running:  # submitted or abandoned elsewhere while grading
         raise LabError(f"exam {exam.id} ended while it was being graded; nothing was changed")
     done = update_exam(exam, submitted_at=iso(now), timed_out=timed_out, results=outcomes)
@@ -264,12 +326,36 @@ def review(catalog: Catalog, exam: Exam) -> ExamReview:
     from lab.workspace import Workspace
 
     result = exam_result(exam)
+    try:
+        running = current_exam()
+    except LabError:
+        running = None
+    # an earlier exam's review must not show the solutions of the one being taken
+    hidden = (
+        set(running.scenarios)
+        if running is not None and running.running and running.id != exam.id
+        else set()
+    )
     items = []
     for s in result.items:
+        if s.item.scenario in hidden:
+            assert running is not None
+            items.append(ReviewItem(s, None, (
+                f"(not shown: scenario {s.item.scenario} is an item of exam {running.id}, which "
+                "is running; its solution is shown once that exam is submitted)"
+            )))  # fmt: skip
+            continue
         try:
             sc = service.find_scenario(catalog, s.item.scenario)
+            changed = scenario_change(sc, s.item)
         except LabError as e:
             items.append(ReviewItem(s, None, f"(the scenario cannot be loaded: {e})"))
+            continue
+        if changed:
+            items.append(ReviewItem(s, None, (
+                f"(not shown: the scenario changed since the exam started ({changed}); "
+                "this is not the solution of the scenario the exam drew)"
+            )))  # fmt: skip
             continue
         op = service.Opened(Workspace(s.item.workspace), sc)
         items.append(ReviewItem(s, sc, solution_text(op, list(sc.model.tasks), False)))

@@ -25,6 +25,7 @@ from lab.exam.state import (
     update_exam,
     utc_now,
 )
+from lab.scenarios.digest import folder_digest
 from lab.work import Progress, no_progress
 from lab.workspace import Workspace, is_workspace
 
@@ -50,6 +51,7 @@ def _pool(catalog: Catalog, progress: Progress) -> list[Candidate]:
     for sc in good:
         try:
             service.find_scenario(catalog, sc.id)  # as `start` will find it, checks validated
+            folder_digest(sc)  # recorded at start: a folder it cannot be taken of is no item
         except LabError as e:
             progress(f"warning: skipped scenario {sc.id}: {e}")
             continue
@@ -119,6 +121,8 @@ def start_exam(
                     "tasks": [t.id for t in m.tasks],
                     "max_points": sum(ch.points for t in m.tasks for ch in t.checks),
                     "workspace": str(op.ws.root.resolve()),
+                    "folder": str(op.sc.root.resolve()),
+                    "digest": folder_digest(op.sc),
                 }
             )
         exam = save_state(

@@ -26,6 +26,24 @@ def percent(f: Fraction, decimals: int = 1) -> str:
     return f"{value:.{decimals}f} %"
 
 
+def share(exam: Exam, item: ExamItem) -> Fraction:
+    """The item's part of the exam's score: its weight over all the items' weights."""
+    total = sum(it.weight for it in exam.items)
+    return Fraction(item.weight, total) if total else Fraction(0)
+
+
+def share_text(exam: Exam, item: ExamItem) -> str:
+    """`23 %`: the share, rounded (the scenarios' raw weights need not sum to 100)."""
+    return f"{round(share(exam, item) * 100)} %"
+
+
+def late_text(exam: Exam) -> str:
+    """How long after the deadline the exam was submitted ("" when not after it)."""
+    if exam.submitted_at is None or exam.submitted_at <= exam.deadline:
+        return ""
+    return f"submitted {format_duration(exam.submitted_at - exam.deadline)} after the time was up"
+
+
 def local(t: datetime) -> str:
     return t.astimezone().strftime("%Y-%m-%d %H:%M")
 
@@ -52,7 +70,7 @@ def _item_line(exam: Exam, item: ExamItem, width: int) -> str:
     scen = max(len(it.scenario) for it in exam.items)
     head = (
         f"  {mark}{flag} {item.number:>2}  {item.scenario:<{scen}}  {_tasks(len(item.tasks)):<8}"
-        f"  {item.weight:>3} %  "
+        f"  {share_text(exam, item):>5}  "
     )
     room = max(10, width - len(head))
     title = item.title if len(item.title) <= room else item.title[: room - 1] + "…"
@@ -102,7 +120,7 @@ def item_text(exam: Exam, op: Opened) -> str:
     flagged = "  [flagged]" if item.index in exam.flagged else ""
     lines = [
         f"# Item {item.number} of {len(exam.items)}: {m.title}  ({m.id}; "
-        f"{_tasks(len(m.tasks))}, weight {item.weight} %){flagged}",
+        f"{_tasks(len(m.tasks))}, {share_text(exam, item)} of the exam){flagged}",
         "",
         m.briefing.strip(),
         "",
@@ -151,16 +169,17 @@ def result_text(result: ExamResult) -> str:
     verdict = "PASS" if result.passed else "FAIL"
     assert exam.submitted_at is not None
     used = min(exam.submitted_at, exam.deadline) - exam.started_at
+    late = late_text(exam)
     lines = [
         f"Exam {exam.id}: {percent(result.score)} — {verdict} ({PASS_PERCENT} % passes)",
         f"{clock_text(exam).capitalize()}; {format_duration(used)} used of "
-        f"{format_duration(exam.duration)}; seed {exam.seed}.",
+        f"{format_duration(exam.duration)}{f' ({late})' if late else ''}; seed {exam.seed}.",
         "",
     ]
     rows = [("#", "SCENARIO", "WEIGHT", "SCORE", "POINTS")]
     for s in result.items:
         rows.append(
-            (str(s.item.number), s.item.scenario, f"{s.item.weight} %", percent(s.fraction, 0),
+            (str(s.item.number), s.item.scenario, share_text(exam, s.item), percent(s.fraction, 0),
              _points(s) if not s.error else f"not graded: {escape_controls(s.error)}")
         )  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -171,16 +190,16 @@ def result_text(result: ExamResult) -> str:
     lines += [
         "",
         "A task's score counts only the work done: the points above what its untouched",
-        "state earns. The items' scores are weighted by the scenarios' weights.",
+        "state earns. WEIGHT is each item's share of the exam's score.",
     ]
     return "\n".join(lines)
 
 
-def _item_detail(s: ItemScore, width: int) -> list[str]:
+def _item_detail(exam: Exam, s: ItemScore, width: int) -> list[str]:
     it = s.item
     out = [
         f"## {it.number}. {it.title} ({it.scenario}): {percent(s.fraction, 0)}, "
-        f"weight {it.weight} %"
+        f"{share_text(exam, it)} of the exam"
     ]
     if s.error:
         return [*out, f"  not graded: {escape_controls(s.error)}"]
@@ -204,7 +223,7 @@ def review_text(rv: ExamReview, width: int = 100) -> str:
     """`cks-lab exam review`: the score, each check with its explanation, the solutions."""
     out = [result_text(rv.result), "", "# Your work, check by check", ""]
     for item in rv.items:
-        out += [*_item_detail(item.score, width), ""]
+        out += [*_item_detail(rv.result.exam, item.score, width), ""]
     out += ["# Reference solutions", ""]
     for item in rv.items:
         it = item.score.item
@@ -227,6 +246,7 @@ def review_json(rv: ExamReview) -> dict[str, Any]:
         "deadline": iso(exam.deadline),
         "submitted_at": iso(r.submitted_at),
         "timed_out": exam.timed_out,
+        "late_seconds": max(0, int((r.submitted_at - exam.deadline).total_seconds())),
         "duration_seconds": int(exam.duration.total_seconds()),
         "score": round(float(r.score), 4),
         "pass_line": float(PASS_LINE),
@@ -238,6 +258,7 @@ def review_json(rv: ExamReview) -> dict[str, Any]:
                 "title": i.score.item.title,
                 "domain": i.score.item.domain,
                 "weight": i.score.item.weight,
+                "share": round(float(share(exam, i.score.item)), 4),
                 "workspace": str(i.score.item.workspace),
                 "score": round(float(i.score.fraction), 4),
                 "error": i.score.error or None,

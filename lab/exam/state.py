@@ -43,6 +43,10 @@ class ItemState:
     tasks: Annotated[list[str], Meta(min_items=1)]  # its task ids
     max_points: Annotated[int, Meta(ge=0)]
     workspace: str
+    # the scenario folder drawn and lab.scenarios.digest.folder_digest of it: at submit
+    # an item is graded only against that same scenario ("": an exam from before these)
+    folder: str = ""
+    digest: str = ""
     other: dict[str, Any]
 
 
@@ -176,6 +180,11 @@ def parse_duration(text: str) -> timedelta:
             f"bad duration {text!r}: give minutes (90, 120m) or hours and minutes (2h, 1h30m)"
         )
     else:
+        if m.group(1) and m.group(2) and int(m.group(2)) >= 60:
+            raise LabError(
+                f"bad duration {text!r}: with hours, the minutes go from 0 to 59 "
+                f"(like 2h30m); or give minutes alone ({int(m.group(1)) * 60 + int(m.group(2))}m)"
+            )
         minutes = int(m.group(1) or 0) * 60 + int(m.group(2) or 0)
     if not MIN_DURATION.total_seconds() <= minutes * 60 <= MAX_DURATION.total_seconds():
         raise LabError(f"bad duration {text!r}: an exam lasts from 1 minute to 24 hours")
@@ -204,6 +213,8 @@ class ExamItem:
     tasks: tuple[str, ...]
     max_points: int
     workspace: Path
+    folder: str = ""  # see ItemState
+    digest: str = ""
 
     @property
     def number(self) -> int:
@@ -280,7 +291,7 @@ def _as_exam(st: ExamState, root: Path) -> Exam:
     ids = [it.scenario for it in st.items]
     items = tuple(
         ExamItem(i, it.scenario, it.title, it.domain, it.weight, tuple(it.tasks),
-                 it.max_points, Path(it.workspace))
+                 it.max_points, Path(it.workspace), it.folder, it.digest)
         for i, it in enumerate(st.items)
     )  # fmt: skip
     started, deadline = parse_time(st.started_at), parse_time(st.deadline)

@@ -65,7 +65,7 @@ def solve(catalog: Catalog, workspace: Path) -> None:
 @pytest.mark.parametrize(
     "text, minutes",
     [("120m", 120), ("2h", 120), ("90", 90), ("1h30m", 90), (" 45M ", 45), ("1h 5m", 65),
-     ("1", 1), ("24h", 1440), ("0h1m", 1)],
+     ("1", 1), ("24h", 1440), ("0h1m", 1), ("1h59m", 119), ("99m", 99)],
 )  # fmt: skip
 def test_durations(text: str, minutes: int) -> None:
     assert parse_duration(text) == timedelta(minutes=minutes)
@@ -76,7 +76,8 @@ def test_durations(text: str, minutes: int) -> None:
     [("", "give minutes"), ("abc", "give minutes"), ("1.5h", "give minutes"),
      ("-5", "give minutes"), ("2d", "give minutes"), ("m", "give minutes"), ("h30", "give minutes"),
      ("30m1h", "give minutes"), ("0", "1 minute to 24 hours"), ("0m", "1 minute to 24 hours"),
-     ("25h", "1 minute to 24 hours"), ("9" * 40, "give minutes"), ("٣٠", "give minutes")],
+     ("25h", "1 minute to 24 hours"), ("9" * 40, "give minutes"), ("٣٠", "give minutes"),
+     ("1h99m", "the minutes go from 0 to 59"), ("2h60m", r"give minutes alone \(180m\)")],
 )  # fmt: skip
 def test_bad_durations_say_what_is_accepted(text: str, why: str) -> None:
     with pytest.raises(LabError, match=why) as e:
@@ -379,13 +380,191 @@ def test_time_out_submits_with_the_time_out_recorded(lab_home: Path, tmp_path: P
     exam = ex.start_exam(cat, tasks=1, duration=timedelta(minutes=20), seed=0, now=T0)
     before = T0 + timedelta(minutes=19, seconds=59)
     assert ex.submit_if_time_up(cat, exam, now=before) is None and ex.load_exam(exam.id).running
-    solve(cat, exam.items[0].workspace)  # work done before the lab noticed counts
+    solve(cat, exam.items[0].workspace)
+    touch_all(exam.items[0].workspace, T0 + timedelta(minutes=19))  # done before the deadline
     late = T0 + timedelta(minutes=25)
     result = ex.submit_if_time_up(cat, exam, now=late)
     assert result is not None and result.timed_out and result.score == 1
     state = json.loads((exam.root / "exam.json").read_text())
     assert state["timed_out"] is True and state["submitted_at"] == "2026-11-28T09:25:00+00:00"
     assert ex.submit_if_time_up(cat, ex.load_exam(exam.id), now=late) is None
+
+
+def touch_all(workspace: Path, when: datetime) -> None:
+    """Give everything under the workspace's nodes/ this modification time."""
+    for folder, dirs, names in os.walk(workspace / "nodes"):
+        for name in [*dirs, *names]:
+            os.utime(Path(folder) / name, (when.timestamp(), when.timestamp()),
+                     follow_symlinks=False)  # fmt: skip
+
+
+def test_work_changed_after_the_deadline_scores_zero(lab_home: Path, tmp_path: Path) -> None:
+    cat = catalog_of(tmp_path, {"audit-enable-logging": 7, "falco-shell-alert": 6})
+    exam = ex.start_exam(cat, tasks=10, seed=0, now=T0, duration=timedelta(minutes=20))
+    for item in exam.items:
+        solve(cat, item.workspace)
+        touch_all(item.workspace, T0 + timedelta(minutes=10))
+    audit = exam.items[ex.item_index(exam, "audit-enable-logging")]
+    edited = next(p for p in sorted((audit.workspace / "nodes").rglob("*")) if p.is_file())
+    after = (T0 + timedelta(minutes=20, seconds=1)).timestamp()
+    os.utime(edited, (after, after))
+    result = ex.submit_if_time_up(cat, exam, now=T0 + timedelta(minutes=25))
+    assert result is not None and result.timed_out
+    by_id = {s.item.scenario: s for s in result.items}
+    rel = edited.relative_to(audit.workspace).as_posix()
+    assert by_id["audit-enable-logging"].fraction == 0
+    assert by_id["audit-enable-logging"].error == f"changed after the time was up: {rel}"
+    assert by_id["falco-shell-alert"].fraction == 1  # untouched since: it counts
+    text = review_text(ex.review(cat, result.exam))
+    assert f"not graded: changed after the time was up: {rel}" in text
+    # the result says how late the submit was
+    assert "20m used of 20m (submitted 5m after the time was up)" in text
+    assert review_json(ex.review(cat, result.exam))["late_seconds"] == 300
+
+
+def test_late_changes_name_at_most_five_paths(tmp_path: Path) -> None:
+    from lab.exam.grade import _late_reason, changed_after
+
+    for i in range(7):
+        (tmp_path / "nodes/n").mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"nodes/n/f{i}").write_text("x")
+    deadline = datetime.now(UTC) - timedelta(hours=1)
+    old = (deadline - timedelta(seconds=1)).timestamp()
+    os.utime(tmp_path / "nodes/n/f3", (old, old))
+    os.utime(tmp_path / "nodes", (old, old))
+    late = changed_after(tmp_path, deadline)
+    assert late == ["nodes/n", *(f"nodes/n/f{i}" for i in (0, 1, 2, 4, 5, 6))]
+    assert _late_reason(late) == (
+        "changed after the time was up: nodes/n, nodes/n/f0, nodes/n/f1, nodes/n/f2, "
+        "nodes/n/f4 and 2 more"
+    )
+    assert changed_after(tmp_path, datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+@pytest.mark.parametrize("how", ["shell", "node exec"])
+def test_shell_and_node_exec_after_the_deadline_submit_and_refuse(
+    lab_home: Path, how: str
+) -> None:
+    past = datetime.now(UTC) - timedelta(hours=3)
+    exam = ex.start_exam(Catalog.default(), tasks=2, seed=6, now=past)  # ended an hour ago
+    ws = exam.items[0].workspace
+    if how == "shell":
+        op = service.open_scenario(Catalog.default(), ws)
+        msg = refused(service.shell_command, op)
+    else:
+        node = ex.item_scenario(Catalog.default(), exam, 0).sc.model.cluster.nodes[0].name
+        code, _, msg = run("node", "exec", "-w", str(ws), node, "--", "aa-status")
+        assert code == 2
+    assert f"`cks-lab {how}` is refused: the time of exam {exam.id} is up" in msg
+    assert "it was submitted now" in msg
+    done = ex.load_exam(exam.id)
+    assert done.submitted and done.timed_out
+    # the files the lab wrote at start are newer than that (faked) deadline: all score 0
+    assert all("changed after the time was up" in s.error for s in ex.exam_result(done).items)
+
+
+def test_shell_and_node_exec_work_before_the_deadline(lab_home: Path) -> None:
+    exam = ex.start_exam(Catalog.default(), tasks=2, seed=6, now=datetime.now(UTC))
+    op = service.open_scenario(Catalog.default(), exam.items[0].workspace)
+    assert service.shell_command(op).cwd.is_dir()
+    node = op.sc.model.cluster.nodes[0].name
+    code, _, err = run("node", "exec", node, "--", "aa-status")  # the current item's
+    assert "refused" not in err and code != 2, err
+    assert ex.load_exam(exam.id).running
+
+
+def test_grade_is_refused_for_the_running_exams_scenarios(lab_home: Path) -> None:
+    exam = ex.start_exam(Catalog.default(), tasks=2, seed=6, now=datetime.now(UTC))
+    sid = exam.items[0].scenario
+    for args in (("grade", sid), ("grade", sid, "-w", str(exam.items[0].workspace))):
+        code, out, err = run(*args)
+        assert code == 2 and out == ""
+        assert "`cks-lab grade` is not available during the exam" in err
+        assert f"scenario {sid} is an item of the running exam {exam.id}" in err
+    other = next(s.id for s in Catalog.default().scan()[0] if s.id not in exam.scenarios)
+    assert run("grade", other, "-q")[0] == 1  # not an exam item: graded (untouched: fails)
+    ex.abandon(exam)
+    assert run("grade", sid, "-q")[0] == 1
+
+
+def test_a_shadowing_scenario_folder_is_not_graded(lab_home: Path, tmp_path: Path) -> None:
+    cat = catalog_of(tmp_path, {"audit-enable-logging": 7, "falco-shell-alert": 6})
+    exam = ex.start_exam(cat, tasks=10, seed=0, now=T0)
+    # a folder of the same id, first in the catalog: its own checks would pass anything
+    fake = tmp_path / "fake"
+    shutil.copytree(tmp_path / "catalog/audit-enable-logging", fake / "audit-enable-logging")
+    y = fake / "audit-enable-logging/scenario.yaml"
+    y.write_text(y.read_text() + "\n# mine\n")
+    shadowed = Catalog([fake, tmp_path / "catalog"])
+    result = ex.submit(shadowed, exam, now=T0)
+    s = next(i for i in result.items if i.item.scenario == "audit-enable-logging")
+    assert s.fraction == 0 and s.result is None
+    assert s.error.startswith("the scenario changed since the exam started (the files of ")
+    assert "are not those the exam drew" in s.error
+    rv = ex.review(shadowed, result.exam)
+    text = review_text(rv)
+    assert "not graded: the scenario changed since the exam started" in text
+    assert "(not shown: the scenario changed since the exam started" in text
+    falco = next(i for i in result.items if i.item.scenario == "falco-shell-alert")
+    assert falco.error == "" and falco.result is not None  # the other item is graded
+
+
+def test_an_identical_copy_of_the_scenario_is_graded(lab_home: Path, tmp_path: Path) -> None:
+    cat = catalog_of(tmp_path, {"audit-enable-logging": 7})
+    exam = ex.start_exam(cat, tasks=1, seed=0, now=T0)
+    solve(cat, exam.items[0].workspace)
+    shutil.copytree(tmp_path / "catalog", tmp_path / "moved")
+    result = ex.submit(Catalog([tmp_path / "moved"]), exam, now=T0)
+    assert result.items[0].error == "" and result.score == 1
+
+
+def test_a_changed_task_list_is_named(lab_home: Path, tmp_path: Path) -> None:
+    cat = catalog_of(tmp_path, {"audit-enable-logging": 7})
+    exam = ex.start_exam(cat, tasks=1, seed=0, now=T0)
+    data = json.loads((exam.root / "exam.json").read_text())
+    data["items"][0]["tasks"] = ["old-task"]
+    data["items"][0]["max_points"] = 1
+    (exam.root / "exam.json").write_text(json.dumps(data))
+    result = ex.submit(cat, ex.load_exam(exam.id), now=T0)
+    err = result.items[0].error
+    assert "the scenario changed since the exam started (its tasks are " in err
+    assert "not old-task" in err and "points now, not 1" in err
+
+
+def test_reviewing_an_earlier_exam_hides_the_running_exams_solutions(
+    lab_home: Path, tmp_path: Path
+) -> None:
+    cat = catalog_of(tmp_path, {"audit-enable-logging": 7, "falco-shell-alert": 6})
+    first = ex.start_exam(cat, tasks=10, seed=0, now=T0)
+    ex.submit(cat, first, now=T0 + timedelta(minutes=5))
+    shown = ex.review(cat, ex.load_exam(first.id))
+    assert all("not shown" not in i.solution for i in shown.items)
+    second = ex.start_exam(cat, tasks=3, seed=1, now=T0 + timedelta(hours=1))
+    rv = ex.review(cat, ex.load_exam(first.id))
+    for i in rv.items:
+        hidden = i.score.item.scenario in second.scenarios
+        assert ("not shown" in i.solution) is hidden
+        if hidden:
+            assert f"is an item of exam {second.id}, which is running" in i.solution
+    assert any("not shown" in i.solution for i in rv.items)
+    ex.abandon(second)
+    assert ex.review(cat, ex.load_exam(first.id)).items == shown.items
+
+
+def test_the_weight_column_is_each_items_share(lab_home: Path, tmp_path: Path) -> None:
+    cat = catalog_of(tmp_path, {"audit-enable-logging": 7, "falco-shell-alert": 6})
+    exam = ex.start_exam(cat, tasks=10, seed=0, now=T0)
+    share = {"audit-enable-logging": "54 %", "falco-shell-alert": "46 %"}  # 7/13, 6/13
+    for line in status_text(exam, now=T0).splitlines():
+        for sid, pct in share.items():
+            if f" {sid} " in line:
+                assert f" {pct}  " in line and " 7 %" not in line and " 6 %" not in line
+    result = ex.submit(cat, exam, now=T0)
+    text = review_text(ex.review(cat, result.exam))
+    assert re.search(r"audit-enable-logging\s+54 %", text)
+    assert "(audit-enable-logging): 0 %, 54 % of the exam" in text
+    data = review_json(ex.review(cat, result.exam))
+    assert sorted(i["share"] for i in data["items"]) == [round(6 / 13, 4), round(7 / 13, 4)]
 
 
 def test_any_exam_command_after_the_deadline_submits(lab_home: Path) -> None:

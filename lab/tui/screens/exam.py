@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from lab import exam as exams
 from lab.errors import LabError
-from lab.exam.present import percent
+from lab.exam.present import percent, share_text
 from lab.shell import run as run_shell
 from lab.tui.screens.dialogs import ChoiceScreen, ConfirmScreen, TextScreen
 from lab.tui.screens.scenario import briefing_markdown
@@ -98,7 +98,8 @@ class ExamScreen(Screen[None]):
                         ("▶" if here else " ", "bold"),
                         (flag, "yellow"),
                         f" {it.number}. {it.title}\n     ",
-                        (f"{n} task{'s' if n != 1 else ''} · {it.weight} %", "dim"),
+                        (f"{n} task{'s' if n != 1 else ''} · {share_text(ex, it)} of the exam",
+                         "dim"),
                     ),
                     id=str(it.index),
                 )
@@ -133,7 +134,7 @@ class ExamScreen(Screen[None]):
         )
         self.query_one("#item-md", Markdown).update(
             f"{briefing_markdown(op.sc)}\n\n## Where to work\n\n{current}\n\n{where}\n\n"
-            f"*Item {item.number}, weight {item.weight} % of the exam.*"
+            f"*Item {item.number}, {share_text(self.exam, item)} of the exam's score.*"
         )
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -340,7 +341,8 @@ class ExamReviewScreen(Screen[None]):
                     Text.assemble(
                         ("✔" if ok else "✘", "green" if ok else "red"),
                         f" {s.item.number}. {s.item.title}\n     ",
-                        (f"{round(s.percent)} % · weight {s.item.weight} %", "dim"),
+                        (f"{round(s.percent)} % · {share_text(self.rv.result.exam, s.item)} "
+                         "of the exam", "dim"),
                     ),
                     id=str(i),
                 )
