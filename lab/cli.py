@@ -230,6 +230,8 @@ def scenario_validate(paths: tuple[Path, ...]) -> None:
         _, errors = service.validate_folder(folder)
         for e in errors:
             click.echo(str(e), err=True)
+        for w in service.todo_warnings(folder):  # unfinished, not invalid
+            click.echo(w, err=True)
         bad += bool(errors)
         click.echo(f"{'ok     ' if not errors else 'INVALID'} {folder}")
     sys.exit(1 if bad else 0)

@@ -31,7 +31,7 @@ def new_scenario(scenario_id: str, skill: str, parent: Path) -> None:
     """Create a scenario skeleton ID/ to fill in (every TODO).
 
     It passes `cks-lab scenario validate` as it is; `cks-lab scenario test`
-    fails until the reference solution is written.
+    fails until the reference solution is written and no TODO is left.
     """
     from lab.scenarios.scaffold import new_scenario as scaffold
 
@@ -43,5 +43,5 @@ def new_scenario(scenario_id: str, skill: str, parent: Path) -> None:
     click.echo(f"Created {shown}/ ({skill}). Next:")
     click.echo(f"  $EDITOR {shown}/scenario.yaml        # replace every TODO")
     click.echo(f"  cks-lab scenario validate {shown}")
-    click.echo(f"  cks-lab scenario test {shown}        # fails until the solution is written")
+    click.echo(f"  cks-lab scenario test {shown}        # fails until solved, with no TODO left")
     click.echo(f"  cks-lab start {shown}                # try it as a learner")

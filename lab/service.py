@@ -645,15 +645,29 @@ def validate_folder(folder: Path) -> tuple[LoadedScenario | None, list[LabError]
     return sc, validate_checks(sc)
 
 
+def todo_warnings(folder: Path) -> list[str]:
+    """A warning line per TODO left in a scenario folder's text files (validate
+    prints them; they are no error: a fresh skeleton validates on purpose)."""
+    from lab.scenarios.scaffold import todo_markers
+
+    return [f"{folder / f}:{n}: warning: TODO left" for f, n in todo_markers(folder)]
+
+
 @dataclass
 class SelfTest:
     scenario: str
     untouched: ScenarioResult
     solved: ScenarioResult
+    todos: tuple[tuple[str, int], ...] = ()  # (file, line) of TODO markers left
 
     @property
     def problems(self) -> list[str]:
         out = []
+        if self.todos:
+            from lab.scenarios.scaffold import todo_summary
+
+            # a skeleton whose solution passes is still not done while TODOs remain
+            out.append(todo_summary(list(self.todos)))
         for t in self.untouched.tasks:
             if t.passed:
                 out.append(f"task {t.id!r} passes in the untouched state (every check passed)")
@@ -684,4 +698,6 @@ def self_test(sc: LoadedScenario) -> SelfTest:
         backend.prepare(sc, ws2)
         _write_solutions(ws2, sc, list(sc.model.tasks))
         solved = grade(sc.model, backend.run_attack(sc, ws2))
-    return SelfTest(sc.id, untouched, solved)
+    from lab.scenarios.scaffold import todo_markers
+
+    return SelfTest(sc.id, untouched, solved, tuple(todo_markers(sc.root)))

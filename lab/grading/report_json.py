@@ -8,7 +8,7 @@ Schema in docs/report.schema.json (tests check real reports against it). A new
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,22 +26,42 @@ SCHEMA_VERSION = 2
 @dataclass(frozen=True)
 class Graded:
     """A scenario's result with what a report says around it: the scenario's
-    skills, domain and weight, and the workspace graded (None: untouched)."""
+    skills, domain and weight, and the workspace graded (None: untouched).
+
+    `digest` (the scenario folder's sha256, as packs give it), `solutions_viewed`
+    and `hints_taken` (from the graded workspace's state) let an instructor see
+    what was graded against and what the learner's state records; None: unknown.
+    """
 
     result: ScenarioResult
     skills: tuple[str, ...] = ()
     domain: str | None = None
     weight: int | None = None
     workspace: str | None = None
+    digest: str | None = None
+    solutions_viewed: tuple[str, ...] | None = None
+    hints_taken: Mapping[str, int] | None = None
 
     @classmethod
-    def of(cls, result: ScenarioResult, scenario: Scenario, workspace: str | Path | None) -> Graded:
+    def of(
+        cls,
+        result: ScenarioResult,
+        scenario: Scenario,
+        workspace: str | Path | None,
+        *,
+        digest: str | None = None,
+        solutions_viewed: Sequence[str] | None = None,
+        hints_taken: Mapping[str, int] | None = None,
+    ) -> Graded:
         return cls(
             result,
             tuple(str(s) for s in scenario.skills),
             str(scenario.domain),
             scenario.weight,
             None if workspace is None else str(workspace),
+            digest,
+            None if solutions_viewed is None else tuple(solutions_viewed),
+            hints_taken,
         )
 
 
@@ -71,6 +91,7 @@ def scenario_dict(g: Graded) -> dict[str, Any]:
         "domain": g.domain,
         "weight": g.weight,
         "workspace": g.workspace,
+        "digest": g.digest,
         "backend": r.backend,
         "run_id": r.run_id,
         "passed": r.passed,
@@ -78,6 +99,7 @@ def scenario_dict(g: Graded) -> dict[str, Any]:
         "max_points": r.max_points,
         "score": _score(r.points, r.max_points),
         "hint_penalty": sum(t.hint_penalty for t in r.tasks),
+        "solutions_viewed": None if g.solutions_viewed is None else list(g.solutions_viewed),
         "notes": list(r.notes),
         "causes": r.causes,
         "tasks": [
@@ -88,6 +110,7 @@ def scenario_dict(g: Graded) -> dict[str, Any]:
                 "points": t.points,
                 "max_points": t.max_points,
                 "hint_penalty": t.hint_penalty,
+                "hints_taken": None if g.hints_taken is None else g.hints_taken.get(t.id, 0),
                 "checks": [
                     {
                         "type": c.type,

@@ -595,3 +595,44 @@ def new_scenario(parent: Path, scenario_id: str, skill: str) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+# --- what is left to do -------------------------------------------------------------
+
+_TODO_RE = re.compile(r"\bTODO\b")
+_TODO_MAX_BYTES = 1024 * 1024  # scenario files are small; a bigger one is not the author's text
+
+
+def todo_markers(folder: Path) -> list[tuple[str, int]]:
+    """(file relative to `folder`, line) of every TODO left in its text files, sorted.
+
+    A skeleton passes validation on purpose, so a TODO is how an unfinished one is
+    told from a finished one. Binary, huge and hidden files are skipped."""
+    found: list[tuple[str, int]] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in sorted(names):
+            path = Path(root) / name
+            if name.startswith(".") or path.is_symlink() or not path.is_file():
+                continue
+            try:
+                if path.stat().st_size > _TODO_MAX_BYTES:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if b"\x00" in data[:8192]:
+                continue
+            text = data.decode("utf-8", errors="replace")
+            rel = path.relative_to(folder).as_posix()
+            found.extend(
+                (rel, n) for n, line in enumerate(text.splitlines(), 1) if _TODO_RE.search(line)
+            )
+    return sorted(found)
+
+
+def todo_summary(markers: list[tuple[str, int]], limit: int = 8) -> str:
+    """`TODO markers left: scenario.yaml:35, ...` (the first `limit`, then how many more)."""
+    shown = ", ".join(f"{f}:{n}" for f, n in markers[:limit])
+    more = f" and {len(markers) - limit} more" if len(markers) > limit else ""
+    return f"TODO markers left: {shown}{more}"

@@ -35,8 +35,11 @@ from lab.errors import LabError
 from lab.paths import bundled_scenarios_dir
 from lab.scenarios import SCENARIO_FILE
 from lab.scenarios.catalog import Catalog, packs_dir
+from lab.scenarios.digest import folder_digest
+from lab.scenarios.digest import scenario_files as _scenario_files
 from lab.scenarios.loader import LoadedScenario, ScenarioError
 from lab.scenarios.model import ID_RE
+from lab.scenarios.scaffold import todo_markers, todo_summary
 
 PACK_FORMAT = 1
 FORMATS = (1,)
@@ -46,7 +49,6 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 1024 * 1024
 # Not packed: editor and VCS droppings (.git, .swp, .DS_Store) and Python caches.
-_SKIP = re.compile(r"^\.|^__pycache__$")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -73,45 +75,8 @@ def check_name(name: str, what: str = "pack name") -> str:
 # --- pack ------------------------------------------------------------------------------
 
 
-def _scenario_files(sc: LoadedScenario) -> list[tuple[str, Path]]:
-    """(name in the zip, file) for every file of the scenario's folder."""
-    out: list[tuple[str, Path]] = []
-    for folder, dirs, names in os.walk(sc.root):
-        dirs[:] = sorted(d for d in dirs if not _SKIP.search(d))
-        for entry in [*dirs, *sorted(names)]:
-            path = Path(folder) / entry
-            st = path.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                raise LabError(
-                    "is a symlink; a pack holds only plain files (copy the file in its place)",
-                    file=str(path),
-                )
-            if entry in dirs:
-                continue
-            if _SKIP.search(entry):
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                raise LabError("is not a regular file", file=str(path))
-            if st.st_size > MAX_FILE_BYTES:
-                raise LabError(
-                    f"is {st.st_size} bytes; a pack's files are at most {MAX_FILE_BYTES}",
-                    file=str(path),
-                )
-            rel = path.relative_to(sc.root).as_posix()
-            out.append((f"{sc.id}/{rel}", path))
-    return out
-
-
 def is_bundled(sc: LoadedScenario) -> bool:
     return sc.root.resolve().parent == bundled_scenarios_dir().resolve()
-
-
-def folder_digest(sc: LoadedScenario) -> str:
-    """One sha256 for a scenario's files (names and contents)."""
-    h = hashlib.sha256()
-    for arc, path in _scenario_files(sc):
-        h.update(f"{arc}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
-    return h.hexdigest()
 
 
 def build_pack(scenarios: list[LoadedScenario], out: Path, name: str) -> PackInfo:
@@ -128,6 +93,14 @@ def build_pack(scenarios: list[LoadedScenario], out: Path, name: str) -> PackInf
         if sid in ids[:i]:
             raise LabError(f"scenario {sid!r} is named twice", file=str(scenarios[i].root))
     bundled = {sc.id: folder_digest(sc) for sc in scenarios if is_bundled(sc)}
+    for sc in scenarios:
+        if sc.id not in bundled and (todos := todo_markers(sc.root)):
+            # a skeleton validates on purpose: an unfinished one must not reach a room
+            raise LabError(
+                f"scenario {sc.id!r} is not finished: {todo_summary(todos)} "
+                "(replace them; `cks-lab scenario test` lists them too)",
+                file=str(sc.root),
+            )
     entries = [e for sc in scenarios if sc.id not in bundled for e in _scenario_files(sc)]
     if len(entries) > MAX_FILES:
         raise LabError(f"{len(entries)} files; a pack holds at most {MAX_FILES}")

@@ -70,6 +70,11 @@ class Learner:
     seconds: float | None = None  # time spent, when the reports say
     # scenario: (graded_at, the file it came from), to settle a scenario graded twice
     graded_at: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    # The class's task set (every task any learner was graded on): a learner's total
+    # is over all of it, a missing task counting 0, so one easy scenario does not rank
+    # best. Set by class_report; None: over the learner's own tasks.
+    class_max: int | None = None
+    class_tasks: int | None = None
 
     @property
     def points(self) -> int:
@@ -77,7 +82,19 @@ class Learner:
 
     @property
     def max_points(self) -> int:
+        if self.class_max is not None:
+            return self.class_max
         return sum(t.max_points for t in self.tasks.values())
+
+    @property
+    def task_count(self) -> int:
+        """The tasks the total is over (the class's, when set)."""
+        return len(self.tasks) if self.class_tasks is None else self.class_tasks
+
+    @property
+    def missing(self) -> int:
+        """Tasks of the class's set this learner has no result for."""
+        return self.task_count - len(self.tasks)
 
     @property
     def score(self) -> float:
@@ -146,6 +163,11 @@ class ClassReport:
     def mean_score(self) -> float:
         scored = [lr.score for lr in self.learners if lr.max_points]
         return sum(scored) / len(scored) if scored else 0.0
+
+    @property
+    def timed(self) -> bool:
+        """Some result records the learner's time (else the reports leave Time out)."""
+        return any(lr.seconds is not None for lr in self.learners)
 
 
 # --- reading result files ------------------------------------------------------------
@@ -407,21 +429,59 @@ def _add(learner: Learner, obj: dict[str, Any], path: Path) -> None:
 def class_report(paths: Iterable[Path], tool: str = "") -> ClassReport:
     """Read every result (files, or folders of *.json) and sum them up per learner and task."""
     files = result_files(paths)
+    loaded = [(path, load_result(path)) for path in files]
+    names = _names(loaded)
     learners: dict[str, Learner] = {}
-    for path in files:
-        obj = load_result(path)
-        name = learner_name(obj, path)
+    for path, obj in loaded:
+        name = names[path]
         _add(learners.setdefault(name, Learner(name)), obj, path)
     ordered = sorted(learners.values(), key=lambda lr: (lr.name.casefold(), lr.name))
     columns = _columns(ordered)
+    stats = [_stats(col, ordered) for col in columns]
+    for lr in ordered:
+        lr.class_max = sum(st.max_points for st in stats)
+        lr.class_tasks = len(columns)
     return ClassReport(
         learners=ordered,
         tasks=columns,
-        stats=[_stats(col, ordered) for col in columns],
+        stats=stats,
         failed_checks=_failed_checks(columns, ordered),
         files=len(files),
         tool=tool,
     )
+
+
+def _names(loaded: list[tuple[Path, dict[str, Any]]]) -> dict[Path, str]:
+    """Each file's learner. A result without `learner` is named after its file; when
+    files in different folders share that name (ada/report.json, bob/report.json),
+    after its folder instead, so two learners are never merged; when that is still
+    ambiguous, it is an error."""
+    names = {path: learner_name(obj, path) for path, obj in loaded}
+    unnamed = [path for path, obj in loaded if not _has_learner(obj)]
+    by_stem: dict[str, list[Path]] = {}
+    for path in unnamed:
+        by_stem.setdefault(names[path], []).append(path)
+    for stem, paths in by_stem.items():
+        if len({p.parent.resolve() for p in paths}) < 2:
+            continue
+        seen: dict[str, Path] = {}
+        for path in paths:
+            folder = clean(path.resolve().parent.name)
+            if folder in seen:
+                raise LabError(
+                    f"no learner in this result, and {seen[folder]} has no learner either: "
+                    f"both are named {stem!r} in a folder {folder!r}, so whose is which? "
+                    "grade with `cks-lab grade --learner NAME` (or `learner:` in the manifest)",
+                    file=str(path),
+                )
+            seen[folder] = path
+            names[path] = folder
+    return names
+
+
+def _has_learner(obj: dict[str, Any]) -> bool:
+    learner = obj.get("learner")
+    return isinstance(learner, str) and bool(clean(learner).strip())
 
 
 def _columns(learners: list[Learner]) -> list[TaskColumn]:
@@ -484,6 +544,11 @@ def duration(seconds: float | None) -> str:
         return f"{s} s"
     h, m = divmod(round(s / 60), 60)
     return f"{h} h {m:02d} min" if h else f"{m} min"
+
+
+def tasks_note(lr: Learner) -> str:
+    """`, 3 of 5 tasks` when the learner has no result for some of the class's tasks."""
+    return f", {len(lr.tasks)} of {lr.task_count} tasks" if lr.missing else ""
 
 
 def percent(fraction: float) -> str:

@@ -17,6 +17,7 @@ from lab.workshop.report import (
     duration,
     number,
     percent,
+    tasks_note,
 )
 
 CSS = """\
@@ -157,9 +158,8 @@ def _scores(report: ClassReport) -> list[str]:
             f'<th class="scenario" colspan="{len(cols)}" title="{esc(cols[0].scenario_title)}">'
             f"{esc(sid)}</th>"
         )
-    out.append(
-        '<th class="num" rowspan="2">Total</th><th class="num" rowspan="2">Time</th></tr><tr>'
-    )
+    time_th = '<th class="num" rowspan="2">Time</th>' if report.timed else ""
+    out.append(f'<th class="num" rowspan="2">Total</th>{time_th}</tr><tr>')
     out.extend(
         f'<th class="num task" title="{esc(col.title)}">{esc(col.id)}</th>' for col in report.tasks
     )
@@ -167,9 +167,10 @@ def _scores(report: ClassReport) -> list[str]:
     for lr in report.learners:
         out.append(f'<tr><th scope="row">{esc(lr.name)}</th>')
         out.extend(_score_cell(lr, col) for col in report.tasks)
+        time_td = f'<td class="num">{esc(duration(lr.seconds))}</td>' if report.timed else ""
         out.append(
-            f'<td class="num">{lr.points}/{lr.max_points} <small>{percent(lr.score)}</small></td>'
-            f'<td class="num">{esc(duration(lr.seconds))}</td></tr>'
+            f'<td class="num">{lr.points}/{lr.max_points} <small>{percent(lr.score)}'
+            f"{esc(tasks_note(lr))}</small></td>{time_td}</tr>"
         )
     out.append("</tbody></table></div>")
     return out
@@ -216,7 +217,7 @@ def _learners(report: ClassReport) -> list[str]:
         fails = [(row, c) for row in lr.tasks.values() for c in row.checks if not c.passed]
         out.append(
             f"<details><summary>{esc(lr.name)} \u2014 {lr.points}/{lr.max_points}, "
-            f"{lr.passed_tasks} of {len(lr.tasks)} task(s) passed, "
+            f"{lr.passed_tasks} of {lr.task_count} task(s) passed, "
             f"{len(fails)} failed check(s)</summary>"
         )
         if fails:
@@ -233,12 +234,12 @@ def _learners(report: ClassReport) -> list[str]:
 
 
 def render_html(report: ClassReport, title: str = "Workshop report") -> str:
-    passed_all = sum(1 for lr in report.learners if lr.tasks and lr.passed_tasks == len(lr.tasks))
+    passed_all = sum(1 for lr in report.learners if lr.tasks and lr.passed_tasks == lr.task_count)
     cards = [
         (str(len(report.learners)), "learners"),
         (str(len(report.tasks)), f"tasks in {len(report.scenarios)} scenario(s)"),
         (percent(report.mean_score), "class mean score"),
-        (f"{passed_all}", "passed every task they did"),
+        (f"{passed_all}", "passed every task"),
     ]
     parts = [
         "<!DOCTYPE html>",
@@ -272,9 +273,15 @@ def render_html(report: ClassReport, title: str = "Workshop report") -> str:
         *_failed(report),
         "<h2>Learners</h2>",
         *_learners(report),
-        f'<p class="footer">Made by {esc(report.tool or "cks-lab")}. '
-        "Time is the learner's time on the scenarios when the results record it, "
-        "else \u2013.</p>",
+        f'<p class="footer">Made by {esc(report.tool or "cks-lab")}. A total is over every '
+        "task of the class; a task without a result (\u2013) counts 0."
+        + (
+            " Time is the learner's time on the scenarios when the results record it, "
+            "else \u2013."
+            if report.timed
+            else ""
+        )
+        + "</p>",
         "</main></body>",
         "</html>",
     ]

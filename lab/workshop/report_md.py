@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import re
 
-from lab.workshop.report import ClassReport, Learner, TaskColumn, duration, number, percent
+from lab.workshop.report import (
+    ClassReport,
+    Learner,
+    TaskColumn,
+    duration,
+    number,
+    percent,
+    tasks_note,
+)
 
 # In a table cell only these mean something: code, emphasis, links, the cell's end,
 # strike-through; `<` and `&` (HTML, entities) become entities.
@@ -35,6 +43,7 @@ def _cell(lr: Learner, col: TaskColumn) -> str:
 
 def render_markdown(report: ClassReport, title: str = "Workshop report") -> str:
     n_sc = len(report.scenarios)
+    time_head = ["Time"] if report.timed else []  # no result records time: no column
     lines = [
         f"# {md(title)}",
         "",
@@ -44,16 +53,16 @@ def render_markdown(report: ClassReport, title: str = "Workshop report") -> str:
         "",
         "## Scores",
         "",
-        "A cell is the task's points/max and whether it passed; \u2013 means no result.",
+        "A cell is the task's points/max and whether it passed; \u2013 means no result "
+        "(0 points: a total is over every task of the class).",
         "",
-        _row(["Learner", *(md(c.ref) for c in report.tasks), "Total", "Time"]),
-        _row(["---", *("---:" for _ in report.tasks), "---:", "---:"]),
+        _row(["Learner", *(md(c.ref) for c in report.tasks), "Total", *time_head]),
+        _row(["---", *("---:" for _ in report.tasks), "---:", *("---:" for _ in time_head)]),
     ]
     for lr in report.learners:
-        total = f"{lr.points}/{lr.max_points} ({percent(lr.score)})"
-        lines.append(
-            _row([md(lr.name), *(_cell(lr, c) for c in report.tasks), total, duration(lr.seconds)])
-        )
+        total = f"{lr.points}/{lr.max_points} ({percent(lr.score)})" + tasks_note(lr)
+        times = [duration(lr.seconds)] if report.timed else []
+        lines.append(_row([md(lr.name), *(_cell(lr, c) for c in report.tasks), total, *times]))
     lines += [
         "",
         "## Tasks",

@@ -61,8 +61,9 @@ def test_new_validates_and_its_self_test_says_what_is_missing(
     assert "TODO" in sc.model.briefing and "TODO" in sc.model.tasks[0].statement
     assert all("TODO" in t.solution.notes for t in sc.model.tasks)
 
-    code, out, _ = run("scenario", "validate", f"./{sid}")
-    assert code == 0 and f"ok      {sid}" in out
+    code, out, err = run("scenario", "validate", f"./{sid}")
+    assert code == 0 and f"ok      {sid}" in out  # valid; its TODOs are warnings
+    assert f"{sid}/scenario.yaml:" in err and "warning: TODO left" in err
 
     # the self-test fails and names what is missing: the solution does not pass yet
     code, out, _ = run("scenario", "test", f"./{sid}")
@@ -71,11 +72,30 @@ def test_new_validates_and_its_self_test_says_what_is_missing(
     assert "the reference solution fails" in out
     assert "passes in the untouched state" not in out  # the untouched state fails already
 
-    # with the solution written, the same skeleton passes its self-test
+    # with the solution written, the solution passes, but the TODOs left say it is not done
     rel, text = SOLVED[skill]
     (folder / rel.replace("{id}", sid)).write_text(text.replace("{id}", sid))
     code, out, _ = run("scenario", "test", f"./{sid}")
+    assert code == 1, out
+    assert "TODO markers left: " in out and "scenario.yaml:" in out
+    assert "the reference solution fails" not in out
+
+    # and the pack refuses it
+    code, _, err = run("workshop", "pack", f"./{sid}", "-o", str(tmp_path / "p.zip"))
+    assert code == 2 and "is not finished: TODO markers left" in err
+    assert not (tmp_path / "p.zip").exists()
+
+    # every TODO replaced (the same words, so names still match): done
+    for f in folder.rglob("*"):
+        if f.is_file():
+            f.write_text(f.read_text().replace("TODO", "Done"))
+    code, out, err = run("scenario", "test", f"./{sid}")
     assert code == 0, out
+    assert out.startswith(f"ok   {sid}: ")
+    code, _, err = run("scenario", "validate", f"./{sid}")
+    assert code == 0 and "TODO" not in err
+    code, _, err = run("workshop", "pack", f"./{sid}", "-o", str(tmp_path / "p.zip"))
+    assert code == 0, err
 
 
 def test_an_untouched_state_that_passes_is_reported(tmp_path: Path) -> None:
@@ -146,3 +166,17 @@ def test_the_skeleton_copies_no_bundled_text(skill: str) -> None:
         assert rel != "scenario.yaml" or len(prose) > 10  # the test looks at something
         copied = [line for line in prose if line in bundled]
         assert copied == [], (rel, copied)
+
+
+def test_todo_markers_skip_binary_and_hidden_files_and_summarise(tmp_path: Path) -> None:
+    from lab.scenarios.scaffold import todo_markers, todo_summary
+
+    (tmp_path / "scenario.yaml").write_text("id: x\n# TODO: one\nTODOS are not markers\n")
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.txt").write_text("ok\nok\nTODO\n")
+    (tmp_path / "blob.bin").write_bytes(b"\x00TODO")
+    (tmp_path / ".swp").write_text("TODO")
+    marks = todo_markers(tmp_path)
+    assert marks == [("files/a.txt", 3), ("scenario.yaml", 2)]
+    assert todo_summary(marks) == "TODO markers left: files/a.txt:3, scenario.yaml:2"
+    assert todo_summary(marks, limit=1) == "TODO markers left: files/a.txt:3 and 1 more"

@@ -31,11 +31,15 @@ def run(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def author(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An instructor's folder with two scenarios of their own (skeletons, valid)."""
+    """An instructor's folder with two scenarios of their own (skeletons, valid, their
+    TODOs replaced: a pack refuses a scenario with TODOs left)."""
     monkeypatch.chdir(tmp_path)
     for sid, skill in (("room-falco", "falco"), ("room-apparmor", "apparmor")):
         code, _, err = run("scenario", "new", sid, "--skill", skill)
         assert code == 0, err
+        for f in (tmp_path / sid).rglob("*"):
+            if f.is_file():
+                f.write_text(f.read_text().replace("TODO", "Done"))
     return tmp_path
 
 

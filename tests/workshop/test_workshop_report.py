@@ -212,7 +212,8 @@ def test_html_report_holds_the_class_and_is_self_contained(room: Path) -> None:
     assert list(learners) == ["<script>alert(1)</script>", "alice", "bob", "dave"]
     assert learners["alice"] == ["0/10 ✗ fail", "1/4 ✗ fail", "11/11 ✓ pass", "12/25 48%", "–"]
     assert learners["<script>alert(1)</script>"][-2:] == ["25/25 100%", "30 min"]
-    assert learners["dave"] == ["10/10 ✓ pass", "4/4 ✓ pass", "–", "14/14 100%", "–"]
+    # dave did one scenario: his total is over the class's tasks, the missing one 0
+    assert learners["dave"] == ["10/10 ✓ pass", "4/4 ✓ pass", "–", "14/25 56%, 2 of 3 tasks", "–"]
 
     # class averages per task
     tasks = {r[0]: r[1:] for r in page.tables["tasks"][1:]}
@@ -418,3 +419,100 @@ def test_time_per_scenario_and_a_class_that_passed_everything(
         code == 0 and "| gus | 10/10 pass | 4/4 pass | 11/11 pass | 25/25 (100%) | 30 min |" in out
     )
     assert "Every check passed for every learner." in out
+
+
+def test_results_without_learner_sharing_a_file_name_are_named_by_folder(
+    tmp_path: Path, graded: dict[str, dict[str, Any]]
+) -> None:
+    arts = tmp_path / "arts"
+    ada = _write(arts / "ada", "report.json", graded[f"{FALCO}-solved"])
+    bob = _write(arts / "bob", "report.json", graded[f"{FALCO}-untouched"])
+    r = rep.class_report([ada, bob])
+    assert [lr.name for lr in r.learners] == ["ada", "bob"]  # two learners, not one merged
+    assert r.learners[0].passed_tasks == 1 and r.learners[1].passed_tasks == 0
+    # a file name no other folder shares keeps its name
+    solo = _write(tmp_path / "other", "carol.json", graded[f"{AUDIT}-solved"])
+    assert [lr.name for lr in rep.class_report([ada, bob, solo]).learners] == [
+        "ada",
+        "bob",
+        "carol",
+    ]
+
+
+def test_still_ambiguous_names_are_refused(
+    tmp_path: Path, graded: dict[str, dict[str, Any]]
+) -> None:
+    one = _write(tmp_path / "a" / "ada", "report.json", graded[f"{FALCO}-solved"])
+    two = _write(tmp_path / "b" / "ada", "report.json", graded[f"{FALCO}-untouched"])
+    with pytest.raises(rep.LabError, match="--learner NAME") as e:
+        rep.class_report([one, two])
+    assert str(two) in str(e.value) and str(one) in str(e.value)
+    # with a learner in the reports, file names do not matter
+    one = _write(tmp_path / "a" / "ada", "report.json", graded[f"{FALCO}-solved"], learner="x")
+    two = _write(tmp_path / "b" / "ada", "report.json", graded[f"{FALCO}-solved"], learner="y")
+    assert [lr.name for lr in rep.class_report([one, two]).learners] == ["x", "y"]
+
+
+def test_a_total_is_over_the_class_task_set_and_time_is_left_out_when_unknown(
+    tmp_path: Path, graded: dict[str, dict[str, Any]]
+) -> None:
+    g = graded
+    ann = _write(tmp_path, "ann.json", g[f"{FALCO}-solved"], g[f"{AUDIT}-solved"], learner="ann")
+    bob = _write(tmp_path, "bob.json", g[f"{FALCO}-solved"], learner="bob")  # one easy scenario
+    r = rep.class_report([ann, bob])
+    by = {lr.name: lr for lr in r.learners}
+    assert by["ann"].max_points == by["bob"].max_points == 25
+    assert (by["bob"].points, by["bob"].missing) == (11, 2)
+    assert by["ann"].score > by["bob"].score  # bob no longer ranks best with 11/11
+    assert not r.timed
+    code, out, _ = run("workshop", "report", str(ann), str(bob), "-o", "-")
+    assert code == 0
+    assert "| bob | – | – | 11/11 pass | 11/25 (44%), 1 of 3 tasks |" in out
+    assert "| ann | 10/10 pass | 4/4 pass | 11/11 pass | 25/25 (100%) |" in out
+    assert "Time" not in out
+    html_out = tmp_path / "r.html"
+    assert run("workshop", "report", str(ann), str(bob), "-o", str(html_out))[0] == 0
+    rows = parse(html_out.read_text()).tables["scores"]
+    assert rows[0][-1] == "Total" and "Time" not in rows[0]
+    assert {r[0]: r[-1] for r in rows[2:]}["bob"] == "11/25 44%, 1 of 3 tasks"
+
+
+def _chromium() -> str | None:
+    return next(
+        (p for n in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(n))),
+        None,
+    )
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium installed for a headless render")
+def test_the_html_report_renders_in_a_headless_browser(room: Path, tmp_path: Path) -> None:
+    import struct
+    import subprocess
+
+    html_out = tmp_path / "report.html"
+    assert run("workshop", "report", str(room), "-o", str(html_out))[0] == 0
+    png = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            str(_chromium()),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,1600",
+            f"--screenshot={png}",
+            html_out.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    # the image data (IDAT chunks) of a blank page compresses to almost nothing
+    pos, idat = 8, 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            idat += length
+        pos += 12 + length
+    assert idat > 10_000
