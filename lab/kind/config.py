@@ -1,0 +1,296 @@
+"""Render the bundled kind configs and check the shape kind v0.32 expects.
+
+kind v0.32 generates kubeadm v1beta4 for Kubernetes 1.36 and silently drops a
+kubeadmConfigPatches entry whose apiVersion does not match, so a wrong patch
+does not fail: the cluster just comes up without the flags. ``check_config``
+catches that (and the v1beta3 map-shaped ``extraArgs``) before kind runs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from lab.errors import LabError
+from lab.yamlsafe import Document, parse_one, read_bytes
+
+KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
+KUBEADM_API_VERSION = "kubeadm.k8s.io/v1beta4"
+
+CLUSTER_NAME_RE = re.compile(r"^cks-lab(-[a-z0-9-]+)?$")
+# kind names the node containers "<name>-control-plane" / "<name>-worker2"; they
+# become hostnames, which stop at 63 characters.
+MAX_CLUSTER_NAME = 63 - len("-control-plane")
+
+# The only placeholder the configs use, in kind's own Go-template spelling.
+_PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
+_KNOWN_PLACEHOLDERS = {".ClusterDir"}
+# The rendered path sits inside a double-quoted YAML string and ends up in
+# docker's "host:container:options" mount syntax.
+_FORBIDDEN_PATH_CHARS = set('"\\:,') | {chr(c) for c in range(32)} | {"\x7f"}
+_TOP_LEVEL_NAME_RE = re.compile(r"^name:.*$", re.MULTILINE)
+
+
+def check_cluster_name(name: str) -> None:
+    """Refuse a name that is not a lab cluster name or that kind would reject."""
+    if not CLUSTER_NAME_RE.match(name):
+        raise LabError(
+            f"cluster name {name!r} is not a lab cluster name: use 'cks-lab' or "
+            "'cks-lab-<suffix>' (lowercase letters, digits, '-')"
+        )
+    if name.endswith("-") or "--" in name:
+        raise LabError(
+            f"cluster name {name!r}: kind node names are hostnames, which cannot end "
+            "with '-' or contain '--'"
+        )
+    if len(name) > MAX_CLUSTER_NAME:
+        raise LabError(
+            f"cluster name {name!r} is {len(name)} characters; kind node hostnames "
+            f"need it to be at most {MAX_CLUSTER_NAME}"
+        )
+
+
+def _check_cluster_dir(cluster_dir: Path) -> str:
+    text = str(cluster_dir)
+    if not cluster_dir.is_absolute():
+        raise LabError(
+            f"cluster folder {text!r} is not an absolute path; kind resolves relative "
+            "mount paths against its own working directory"
+        )
+    bad = sorted({c for c in text if c in _FORBIDDEN_PATH_CHARS})
+    if bad:
+        raise LabError(
+            f"cluster folder {text!r} contains {', '.join(repr(c) for c in bad)}, which "
+            "cannot be passed to docker as a mount path; set CKS_LAB_HOME to a plainer path"
+        )
+    if ".." in cluster_dir.parts:
+        raise LabError(f"cluster folder {text!r} contains '..'; pass a normalised path")
+    return text
+
+
+def render_config(template: Path, cluster_dir: Path, name: str) -> str:
+    """The kind config in ``template`` with ``{{ .ClusterDir }}`` replaced by the
+    absolute per-cluster folder and the cluster ``name`` set.
+
+    Only renders: run ``check_config`` on the result before handing it to kind.
+    """
+    check_cluster_name(name)
+    folder = _check_cluster_dir(cluster_dir)
+    raw = read_bytes(template)
+    source = str(template)
+    if b"\x00" in raw:
+        raise LabError("file is binary (it contains NUL bytes), expected YAML text", file=source)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LabError(f"file is not UTF-8 text (byte {exc.start})", file=source) from None
+
+    for match in _PLACEHOLDER_RE.finditer(text):
+        key = match.group(1).strip()
+        if key not in _KNOWN_PLACEHOLDERS:
+            raise LabError(
+                f"unknown placeholder {match.group(0)!r}; the only one is "
+                "'{{ .ClusterDir }}' (the absolute per-cluster folder)",
+                file=source,
+                line=text.count("\n", 0, match.start()) + 1,
+            )
+    text = _PLACEHOLDER_RE.sub(folder, text)
+
+    names = list(_TOP_LEVEL_NAME_RE.finditer(text))
+    if len(names) > 1:
+        raise LabError(
+            "the config sets the cluster name more than once",
+            file=source,
+            line=text.count("\n", 0, names[1].start()) + 1,
+        )
+    if names:
+        text = _TOP_LEVEL_NAME_RE.sub(f"name: {name}", text)
+    else:
+        # A column-0 key at the end closes any block above it, so appending is safe.
+        text = text.rstrip("\n") + f"\nname: {name}\n"
+
+    data = parse_one(text, f"{source} (rendered)").data
+    if not isinstance(data, dict) or data.get("name") != name:
+        raise LabError(
+            "could not set the cluster name: the config is not a top-level mapping",
+            file=source,
+        )
+    return text
+
+
+def _fmt(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
+
+
+class _Problems:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.items: list[str] = []
+
+    def add(self, path: tuple[str | int, ...], message: str) -> None:
+        line = self.doc.line_of(path)
+        where = f"line {line}: {_fmt(path)}" if line else _fmt(path)
+        self.items.append(f"{where}: {message}")
+
+
+def _is_abs_posix(value: object) -> bool:
+    return isinstance(value, str) and PurePosixPath(value).is_absolute()
+
+
+def check_config(text: str) -> list[str]:
+    """Problems with a rendered kind config, each located; empty when kind
+    v0.32 would build the cluster the lab expects from it."""
+    try:
+        doc = parse_one(text, "kind config")
+    except LabError as err:
+        return [str(err)]
+    out = _Problems(doc)
+    cfg = doc.data
+    if not isinstance(cfg, dict):
+        out.add((), "expected a mapping (a kind Cluster config)")
+        return out.items
+    if cfg.get("kind") != "Cluster":
+        out.add(("kind",), f"kind is {cfg.get('kind')!r}, expected 'Cluster'")
+    if cfg.get("apiVersion") != KIND_API_VERSION:
+        out.add(
+            ("apiVersion",),
+            f"apiVersion is {cfg.get('apiVersion')!r}, expected {KIND_API_VERSION!r} (kind v0.32)",
+        )
+    name = cfg.get("name")
+    if not isinstance(name, str) or not CLUSTER_NAME_RE.match(name):
+        out.add(("name",), f"cluster name {name!r} is not a lab cluster name ('cks-lab…')")
+
+    _check_patches(out, ("kubeadmConfigPatches",), cfg.get("kubeadmConfigPatches"))
+    nodes = cfg.get("nodes")
+    if not isinstance(nodes, list) or not nodes:
+        out.add(("nodes",), "expected a list of nodes (one control-plane, at least one worker)")
+        return out.items
+    roles = [n.get("role") if isinstance(n, dict) else None for n in nodes]
+    planes = roles.count("control-plane")
+    if planes != 1:
+        out.add(("nodes",), f"expected exactly one control-plane node, found {planes}")
+    if "worker" not in roles:
+        out.add(("nodes",), "expected at least one worker node, found none")
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            out.add(("nodes", i), "expected a mapping with a role")
+            continue
+        if node.get("role") not in ("control-plane", "worker"):
+            out.add(
+                ("nodes", i, "role"),
+                f"role is {node.get('role')!r}, expected 'control-plane' or 'worker'",
+            )
+        _check_mounts(out, ("nodes", i, "extraMounts"), node.get("extraMounts"))
+        _check_patches(
+            out, ("nodes", i, "kubeadmConfigPatches"), node.get("kubeadmConfigPatches")
+        )
+    return out.items
+
+
+def _check_mounts(out: _Problems, path: tuple[str | int, ...], mounts: Any) -> None:
+    if mounts is None:
+        return
+    if not isinstance(mounts, list):
+        out.add(path, "expected a list of {hostPath, containerPath}")
+        return
+    for j, mount in enumerate(mounts):
+        if not isinstance(mount, dict):
+            out.add((*path, j), "expected a mapping with hostPath and containerPath")
+            continue
+        host = mount.get("hostPath")
+        if not _is_abs_posix(host):
+            out.add(
+                (*path, j, "hostPath"),
+                f"hostPath {host!r} is not absolute after rendering; kind would resolve it "
+                "against its working directory",
+            )
+        if not _is_abs_posix(mount.get("containerPath")):
+            out.add(
+                (*path, j, "containerPath"),
+                f"containerPath {mount.get('containerPath')!r} is not an absolute path",
+            )
+
+
+def _check_patches(out: _Problems, path: tuple[str | int, ...], patches: Any) -> None:
+    if patches is None:
+        return
+    if not isinstance(patches, list):
+        out.add(path, "expected a list of kubeadm patches (YAML strings)")
+        return
+    for j, patch in enumerate(patches):
+        where = (*path, j)
+        if not isinstance(patch, str):
+            out.add(where, "expected a kubeadm patch as a YAML string (use '- |')")
+            continue
+        try:
+            data = parse_one(patch, "patch").data
+        except LabError as err:
+            at = f"its line {err.line}: " if err.line else ""
+            out.add(where, f"patch is not valid YAML ({at}{err.message})")
+            continue
+        if not isinstance(data, dict):
+            out.add(where, "patch is not a mapping")
+            continue
+        version = data.get("apiVersion")
+        if version != KUBEADM_API_VERSION:
+            out.add(
+                where,
+                f"patch apiVersion is {version!r}; kind v0.32 generates {KUBEADM_API_VERSION} "
+                "for Kubernetes 1.36 and silently drops a patch that does not match",
+            )
+        for component in ("apiServer", "controllerManager", "scheduler"):
+            section = data.get(component)
+            if not isinstance(section, dict):
+                continue
+            _check_extra_args(out, where, component, section.get("extraArgs"))
+            _check_extra_volumes(out, where, component, section.get("extraVolumes"))
+
+
+def _check_extra_args(out: _Problems, where: tuple[str | int, ...], comp: str, args: Any) -> None:
+    if args is None:
+        return
+    if isinstance(args, dict):
+        out.add(
+            where,
+            f"{comp}.extraArgs is a map (the v1beta3 shape); v1beta4 wants a list of "
+            "{name, value}",
+        )
+        return
+    if not isinstance(args, list):
+        out.add(where, f"{comp}.extraArgs must be a list of {{name, value}}")
+        return
+    for k, arg in enumerate(args):
+        if not isinstance(arg, dict) or set(arg) != {"name", "value"}:
+            out.add(where, f"{comp}.extraArgs[{k}] must have exactly name and value")
+            continue
+        if not isinstance(arg["name"], str) or arg["name"].startswith("-"):
+            out.add(
+                where, f"{comp}.extraArgs[{k}].name {arg['name']!r}: the flag name without '--'"
+            )
+        if not isinstance(arg["value"], str):
+            out.add(
+                where,
+                f"{comp}.extraArgs[{k}].value {arg['value']!r} must be a string (quote it)",
+            )
+
+
+def _check_extra_volumes(
+    out: _Problems, where: tuple[str | int, ...], comp: str, volumes: Any
+) -> None:
+    if volumes is None:
+        return
+    if not isinstance(volumes, list):
+        out.add(where, f"{comp}.extraVolumes must be a list")
+        return
+    for k, vol in enumerate(volumes):
+        missing = (
+            sorted({"name", "hostPath", "mountPath"} - set(vol))
+            if isinstance(vol, dict)
+            else ["name", "hostPath", "mountPath"]
+        )
+        if missing:
+            out.add(where, f"{comp}.extraVolumes[{k}] is missing {', '.join(missing)}")
