@@ -14,6 +14,7 @@ from lab import __version__
 from lab.cli_apparmor import apparmor
 from lab.cli_audit import audit
 from lab.cli_author import new_scenario
+from lab.cli_doctor import doctor
 from lab.cli_exam import exam
 from lab.cli_falco import falco
 from lab.cli_grade import grade
@@ -291,3 +292,4 @@ main.add_command(grade)
 scenario.add_command(new_scenario)
 main.add_command(workshop)
 main.add_command(exam)
+main.add_command(doctor)
