@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lab.clierrors import lab_errors
+from lab.timefmt import duration
 
 if TYPE_CHECKING:
     from lab.service import ProgressReport
@@ -56,8 +57,6 @@ def progress_json(report: ProgressReport) -> dict[str, Any]:
 
 
 def progress_text(report: ProgressReport) -> str:
-    from lab.present import duration  # not at import: every cks-lab command loads this module
-
     out = ["Skills"]
     out += _table(
         [("SKILL", "PASSED", "TRIED", "CHECKS", "MEAN BEST", "TIME")]
@@ -68,7 +67,7 @@ def progress_text(report: ProgressReport) -> str:
                 str(s.attempted),
                 str(s.attempts),
                 f"{s.mean_best:.0%}",
-                duration(s.seconds),
+                _spent(s.seconds),
             )
             for s in report.skills
         ]
@@ -85,7 +84,7 @@ def progress_text(report: ProgressReport) -> str:
                     str(e.progress.attempts),
                     _points(e.progress.best_points, e.progress.max_points, e.progress.attempts),
                     _points(e.progress.last_points, e.progress.max_points, e.progress.attempts),
-                    duration(e.progress.seconds),
+                    _spent(e.progress.seconds),
                 )
                 for e in (report.entries if len(report.entries) == 1 else started)
             ]
@@ -103,6 +102,11 @@ def progress_text(report: ProgressReport) -> str:
     else:
         out.append("  none yet: `cks-lab start ID`, then `cks-lab check`")
     return "\n".join(out)
+
+
+def _spent(seconds: float) -> str:
+    """Time spent; "-" when none was recorded."""
+    return duration(seconds) if seconds > 0 else "-"
 
 
 def _points(points: int, max_points: int, attempts: int) -> str:

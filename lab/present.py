@@ -188,14 +188,3 @@ def changes_text(changes: list[Change], delta: int | None) -> str:
         what = f"{_shown(c.check)} (task {c.task})" if c.check else f"task {c.task}"
         lines.append(f"  {'now passing' if c.now_passed else 'now failing'}: {what}")
     return "\n".join(lines)
-
-
-def duration(seconds: float) -> str:
-    """1h 05m, 12m, 40s; "-" for none."""
-    s = int(seconds)
-    if s <= 0:
-        return "-"
-    if s < 60:
-        return f"{s}s"
-    h, m = divmod(s // 60, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m"

@@ -43,6 +43,12 @@ class SchemaError(Exception):
         )
         self.errors = errors
 
+    def first(self) -> str:
+        """The first error, located, and how many more: for a one-line message."""
+        loc, msg = self.errors[0]
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        return (f"{format_loc(loc)}: " if loc else "") + msg + more
+
 
 def format_loc(loc: Loc) -> str:
     out = ""

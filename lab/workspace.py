@@ -26,7 +26,7 @@ from lab.errors import LabError
 from lab.fsutil import atomic_write_bytes, atomic_write_json, read_bytes_nofollow
 from lab.nodefs import resolve_in_node
 from lab.safecopy import UNLIMITED, copy_tree
-from lab.schema import Meta, SchemaError, format_loc, load, record
+from lab.schema import Meta, SchemaError, load, record
 
 if TYPE_CHECKING:
     from lab.scenarios.loader import LoadedScenario
@@ -96,10 +96,7 @@ def check_state(data: Any, source: str) -> WorkspaceState:
     try:
         return load(WorkspaceState, data)
     except SchemaError as e:
-        loc, msg = e.errors[0]
-        more = f" (and {len(e.errors) - 1} more)" if len(e.errors) > 1 else ""
-        where = f"{format_loc(loc)}: " if loc else ""
-        raise LabError(f"workspace state is corrupt: {where}{msg}{more}", file=source) from None
+        raise LabError(f"workspace state is corrupt: {e.first()}", file=source) from None
 
 
 def _lstat(path: Path) -> os.stat_result | None:

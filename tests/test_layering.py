@@ -74,6 +74,7 @@ TUI_MAY_IMPORT = (
     "lab.present",
     "lab.progress",
     "lab.shell",
+    "lab.timefmt",
     "lab.exam",
     "lab.errors",
     "lab.grading.results",

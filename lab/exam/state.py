@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from lab.errors import LabError
 from lab.fsutil import atomic_write_json, read_bytes_nofollow
 from lab.paths import data_dir
-from lab.schema import Loc, Meta, SchemaError, format_loc, load, record
+from lab.schema import Loc, Meta, SchemaError, load, record
+from lab.timefmt import duration
 
 FORMAT = 1
 STATE_FILE = "exam.json"
@@ -192,12 +193,8 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(d: timedelta) -> str:
-    """2h 05m, 12m, 40s (whole seconds, rounded down); 0s when none is left."""
-    s = max(0, int(d.total_seconds()))
-    if s < 60:
-        return f"{s}s"
-    h, m = divmod(s // 60, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m"
+    """2h 05m, 12m, 40s (lab.timefmt); 0s when none is left."""
+    return duration(d.total_seconds())
 
 
 # --- the exam, as callers see it ---------------------------------------------------
@@ -322,10 +319,7 @@ def check_exam_state(data: Any, source: str) -> ExamState:
     try:
         return load(ExamState, data)
     except SchemaError as e:
-        loc, msg = e.errors[0]
-        more = f" (and {len(e.errors) - 1} more)" if len(e.errors) > 1 else ""
-        where = f"{format_loc(loc)}: " if loc else ""
-        raise LabError(f"exam state is corrupt: {where}{msg}{more}", file=source) from None
+        raise LabError(f"exam state is corrupt: {e.first()}", file=source) from None
 
 
 def read_state(root: Path) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from lab import service
-from lab.tui.views import LEVEL_ORDER, SKILL_ORDER, minutes_text
+from lab.timefmt import duration
+from lab.tui.views import LEVEL_ORDER, SKILL_ORDER
 
 if TYPE_CHECKING:
     from lab.service import CatalogEntry
@@ -133,7 +134,7 @@ class CatalogScreen(Screen[None]):
                 ",".join(m.skills),
                 m.difficulty,
                 f"{m.minutes}m"
-                + (f" ({minutes_text(e.progress.seconds)})" if e.progress.seconds >= 60 else ""),
+                + (f" ({duration(e.progress.seconds)})" if e.progress.seconds >= 60 else ""),
                 str(m.points),
                 m.title,
                 key=m.id,
@@ -166,7 +167,7 @@ class CatalogScreen(Screen[None]):
         else:
             out.append("not checked yet" if e.workspace else "not started yet")
         if p.seconds >= 60:
-            out.append(f" · {minutes_text(p.seconds)} spent")
+            out.append(f" · {duration(p.seconds)} spent")
         out.append(" · enter opens it", "dim")
         return out
 

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label
 
 from lab import service
-from lab.tui.views import minutes_text
+from lab.timefmt import duration
 
 if TYPE_CHECKING:
     from lab.tui.app import LabApp
@@ -58,7 +58,7 @@ class ResultsScreen(Screen[None]):
                 str(s.attempted),
                 str(s.attempts),
                 f"{round(100 * s.mean_best)}%" if s.attempted else "–",
-                minutes_text(s.seconds),
+                duration(s.seconds),
             )
         rows = self.query_one("#attempts", DataTable)
         rows.add_columns("when", "scenario", "score", "result")
