@@ -53,22 +53,34 @@ def briefing(op: Opened, created: bool) -> str:
         m.briefing.strip(),
         "",
     ]
-    for i, task in enumerate(m.tasks, 1):
-        lines += [f"## Task {i}: {task.title}", "", task.statement.strip(), ""]
+    lines += task_lines(op.sc)
     lines.append("## Where to work")
     lines.append("")
     lines.append(("Workspace created" if created else "Resuming the workspace") + f" at {ws}")
-    for node in m.cluster.nodes:
-        lines.append(f"  node {node.name} ({node.role}): {op.ws.node_root(node.name)}/")
-    lines += ["", "Each node folder is that node's `/`. The files this scenario is about:"]
-    for f in m.setup.files:
-        lines.append(f"  {op.ws.node_root(f.node)}{f.path}")
+    lines += node_lines(op, "scenario")
     lines += [
         "",
         "Then: `cks-lab check` to run the attack again and grade;"
         " `cks-lab hint`, `cks-lab solution`, `cks-lab reset`.",
     ]
     return "\n".join(lines)
+
+
+def task_lines(sc: LoadedScenario) -> list[str]:
+    """Each task's title and statement, as the briefing and the exam's items show them."""
+    lines: list[str] = []
+    for i, task in enumerate(sc.model.tasks, 1):
+        lines += [f"## Task {i}: {task.title}", "", task.statement.strip(), ""]
+    return lines
+
+
+def node_lines(op: Opened, what: str) -> list[str]:
+    """Where each node's `/` is in the workspace, and the files the scenario is about."""
+    m = op.sc.model
+    lines = [f"  node {n.name} ({n.role}): {op.ws.node_root(n.name)}/" for n in m.cluster.nodes]
+    lines += ["", f"Each node folder is that node's `/`. The files this {what} is about:"]
+    lines += [f"  {op.ws.node_root(f.node)}{f.path}" for f in m.setup.files]
+    return lines
 
 
 def hint_text(h: HintTaken) -> str:

@@ -12,6 +12,7 @@ from lab.exam.grade import PASS_LINE, ExamResult, ExamReview, ItemScore, exam_re
 from lab.exam.lifecycle import Replayed
 from lab.exam.state import Exam, ExamItem, format_duration, iso
 from lab.grading.report_text import escape_controls
+from lab.present import node_lines, task_lines
 
 if TYPE_CHECKING:
     from lab.service import Opened
@@ -125,14 +126,9 @@ def item_text(exam: Exam, op: Opened) -> str:
         m.briefing.strip(),
         "",
     ]
-    for i, task in enumerate(m.tasks, 1):
-        lines += [f"## Task {i}: {task.title}", "", task.statement.strip(), ""]
+    lines += task_lines(op.sc)
     lines += ["## Where to work", "", f"Workspace: {op.ws.root}"]
-    for node in m.cluster.nodes:
-        lines.append(f"  node {node.name} ({node.role}): {op.ws.node_root(node.name)}/")
-    lines += ["", "Each node folder is that node's `/`. The files this item is about:"]
-    for f in m.setup.files:
-        lines.append(f"  {op.ws.node_root(f.node)}{f.path}")
+    lines += node_lines(op, "item")
     lines += [
         "",
         "`cks-lab shell [NODE]` opens a shell on a node, `cks-lab node exec NODE -- CMD` runs",
