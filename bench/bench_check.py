@@ -28,34 +28,23 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchproc import (  # bench/ is first on sys.path when run as a script
+    cks_lab_exe,
+    import_profile,
+    median,
+    must,
+    rss_mb,
+)
+
 GOAL_WALL_S = 0.3
 GOAL_RSS_MB = 150.0
-
-
-def cks_lab_exe() -> list[str]:
-    """The console script of this interpreter (not a pyenv/asdf shim, which adds a bash hop)."""
-    beside = Path(sys.executable).parent / "cks-lab"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("cks-lab")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from lab.cli import main; sys.exit(main())"]
-
-
-def rss_mb(maxrss: int) -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
-    return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
 
 
 @dataclass
@@ -73,69 +62,6 @@ def run_once(cmd: list[str], env: dict[str, str]) -> Run:
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return Run(wall, usage.ru_utime + usage.ru_stime, rss_mb(usage.ru_maxrss), proc.returncode)
-
-
-def must(cmd: list[str], env: dict[str, str]) -> None:
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if res.returncode != 0:
-        sys.exit(f"bench: `{' '.join(cmd)}` exited {res.returncode}:\n{res.stdout}{res.stderr}")
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-# --- import profile ----------------------------------------------------------------
-
-
-def import_profile(cmd: list[str], env: dict[str, str], reps: int = 5) -> None:
-    """-X importtime of the real check command; median over reps per module."""
-    selfs: dict[str, list[int]] = defaultdict(list)
-    cums: dict[str, list[int]] = defaultdict(list)
-    depth: dict[str, int] = {}
-    prefix = [sys.executable, "-X", "importtime"]
-    argv = [*prefix, *cmd[1:]] if cmd[0] == sys.executable else [*prefix, *cmd]
-    for _ in range(reps):
-        res = subprocess.run(argv, env=env, capture_output=True, text=True)
-        for line in res.stderr.splitlines():
-            if not line.startswith("import time:") or "self [us]" in line:
-                continue
-            s, c, name = line.removeprefix("import time:").split("|", 2)
-            mod = name.strip()
-            selfs[mod].append(int(s))
-            cums[mod].append(int(c))
-            depth[mod] = (len(name) - len(name.lstrip(" ")) - 1) // 2  # "| " then 2 per level
-    med_self = {m: median([float(x) for x in v]) / 1000 for m, v in selfs.items()}
-    med_cum = {m: median([float(x) for x in v]) / 1000 for m, v in cums.items()}
-    total = sum(med_self.values())
-    print(
-        "\nImport profile: python -X importtime cks-lab check -w TMP/ws "
-        f"(median of {reps}; all imports: {total:.0f} ms self time in {len(med_self)} modules)"
-    )
-
-    def table(title: str, rows: list[tuple[str, float, float]]) -> None:
-        print(f"\n{title}")
-        print(f"  {'module':<48} {'self ms':>8} {'cumul ms':>9}")
-        for mod, s, c in rows:
-            print(f"  {mod:<48} {s:>8.1f} {c:>9.1f}")
-
-    by_self = sorted(med_self, key=lambda m: -med_self[m])[:10]
-    table("Top 10 by self time", [(m, med_self[m], med_cum[m]) for m in by_self])
-    by_cum = sorted(med_cum, key=lambda m: -med_cum[m])[:10]
-    table(
-        "Top 10 by cumulative time (nested: a module includes what it imports)",
-        [("  " * depth.get(m, 0) + m, med_self[m], med_cum[m]) for m in by_cum],
-    )
-    ours = sorted(
-        (m for m in med_self if m == "lab" or m.startswith("lab.")), key=lambda m: -med_self[m]
-    )[:10]
-    table("Top 10 lab.* modules by self time", [(m, med_self[m], med_cum[m]) for m in ours])
-    pkgs: dict[str, float] = defaultdict(float)
-    for m, s in med_self.items():
-        pkgs[m.split(".", 1)[0]] += s
-    print("\nSelf time per top-level package (top 10)")
-    for p, s in sorted(pkgs.items(), key=lambda kv: -kv[1])[:10]:
-        print(f"  {p:<48} {s:>8.1f}")
 
 
 # --- main ------------------------------------------------------------------------
@@ -270,7 +196,7 @@ def main() -> None:
 
         wall_cached = median([r.wall for r in runs["bytecode cached"]])
         if args.profile or wall_cached >= GOAL_WALL_S:
-            import_profile(check, cached)
+            import_profile(check, cached, "cks-lab check -w TMP/ws")
 
 
 if __name__ == "__main__":

@@ -42,15 +42,20 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchproc import (  # bench/ is first on sys.path when run as a script
+    cks_lab_exe,
+    import_profile,
+    median,
+    must,
+    rss_mb,
+)
 
 GOAL_WALL_S = 0.6
 GOAL_RSS_MB = 150.0
@@ -82,22 +87,6 @@ CatalogScreen.on_mount = on_mount
 LabApp(Catalog.default()).run(headless=True)
 sys.exit(0 if rows and rows[0] > 0 else 3)
 """
-
-
-def cks_lab_exe() -> list[str]:
-    """The console script of this interpreter (not a pyenv/asdf shim, which adds a bash hop)."""
-    beside = Path(sys.executable).parent / "cks-lab"
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("cks-lab")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from lab.cli import main; sys.exit(main())"]
-
-
-def rss_mb(maxrss: int) -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
-    return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
 
 
 @dataclass
@@ -134,80 +123,6 @@ def run_once(cmd: list[str], env: dict[str, str]) -> Run:
     )
 
 
-def must(cmd: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> None:
-    res = subprocess.run(
-        cmd,
-        env=env,
-        cwd=env["CKS_LAB_HOME"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if res.returncode not in ok:
-        sys.exit(f"bench: `{' '.join(cmd)}` exited {res.returncode}:\n{res.stdout}{res.stderr}")
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-# --- import profile ----------------------------------------------------------------
-
-
-def import_profile(cmd: list[str], env: dict[str, str], reps: int = 5) -> None:
-    """-X importtime of the real child; median over reps per module."""
-    selfs: dict[str, list[int]] = defaultdict(list)
-    cums: dict[str, list[int]] = defaultdict(list)
-    depth: dict[str, int] = {}
-    argv = [cmd[0], "-X", "importtime", *cmd[1:]]
-    for _ in range(reps):
-        res = subprocess.run(argv, env=env, cwd=env["CKS_LAB_HOME"], capture_output=True, text=True)
-        if res.returncode != 0:
-            sys.exit(f"bench: the profiled child exited {res.returncode}:\n{res.stderr[-2000:]}")
-        for line in res.stderr.splitlines():
-            if not line.startswith("import time:") or "self [us]" in line:
-                continue
-            s, c, name = line.removeprefix("import time:").split("|", 2)
-            mod = name.strip()
-            selfs[mod].append(int(s))
-            cums[mod].append(int(c))
-            depth[mod] = (len(name) - len(name.lstrip(" ")) - 1) // 2  # "| " then 2 per level
-    med_self = {m: median([float(x) for x in v]) / 1000 for m, v in selfs.items()}
-    med_cum = {m: median([float(x) for x in v]) / 1000 for m, v in cums.items()}
-    total = sum(med_self.values())
-    print(
-        "\nImport profile: python -X importtime -c CHILD, bytecode cached "
-        f"(median of {reps}; all imports: {total:.0f} ms self time in {len(med_self)} modules)"
-    )
-
-    def table(title: str, rows: list[tuple[str, float, float]]) -> None:
-        print(f"\n{title}")
-        print(f"  {'module':<48} {'self ms':>8} {'cumul ms':>9}")
-        for mod, s, c in rows:
-            print(f"  {mod:<48} {s:>8.1f} {c:>9.1f}")
-
-    by_self = sorted(med_self, key=lambda m: -med_self[m])[:15]
-    table("Top 15 by self time", [(m, med_self[m], med_cum[m]) for m in by_self])
-    by_cum = sorted(med_cum, key=lambda m: -med_cum[m])[:20]
-    table(
-        "Top 20 by cumulative time (nested: a module includes what it imports)",
-        [("  " * depth.get(m, 0) + m, med_self[m], med_cum[m]) for m in by_cum],
-    )
-    ours = sorted(
-        (m for m in med_cum if m == "lab" or m.startswith("lab.")), key=lambda m: -med_cum[m]
-    )[:15]
-    table("Top 15 lab.* modules by cumulative time", [(m, med_self[m], med_cum[m]) for m in ours])
-    pkgs: dict[str, float] = defaultdict(float)
-    for m, ms in med_self.items():
-        pkgs[m.split(".", 1)[0]] += ms
-    print("\nSelf time per top-level package (top 12)")
-    for p, ms in sorted(pkgs.items(), key=lambda kv: -kv[1])[:12]:
-        print(f"  {p:<48} {ms:>8.1f}")
-
-
-# --- main ------------------------------------------------------------------------
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10, help="TUI processes per mode (default 10)")
@@ -229,8 +144,9 @@ def main() -> None:
         nocache = {k: v for k, v in base.items() if k != "PYTHONPYCACHEPREFIX"}
         nocache["PYTHONDONTWRITEBYTECODE"] = "1"
 
-        must([*exe, "start", "audit-policy-secrets"], cached)
-        must([*exe, "check"], cached, ok=(0, 1))  # the untouched start fails: exit 1
+        must([*exe, "start", "audit-policy-secrets"], cached, cwd=cached["CKS_LAB_HOME"])
+        # the untouched start fails: exit 1
+        must([*exe, "check"], cached, ok=(0, 1), cwd=cached["CKS_LAB_HOME"])
         first = run_once(child, cached)  # also warms the bytecode cache
         if first.rc != 0:
             res = subprocess.run(child, env=cached, cwd=tmp, capture_output=True, text=True)
@@ -328,7 +244,9 @@ def main() -> None:
         drawn = [r.drawn for r in runs["bytecode cached"] if r.drawn is not None]
         wall_cached = median(drawn) if drawn else GOAL_WALL_S
         if args.profile or wall_cached >= GOAL_WALL_S:
-            import_profile(child, cached)
+            import_profile(
+                child, cached, "-c CHILD, bytecode cached", top=15, cwd=cached["CKS_LAB_HOME"]
+            )
 
 
 if __name__ == "__main__":

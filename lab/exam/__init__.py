@@ -38,36 +38,68 @@ Plain-text and JSON views: lab.exam.present. The service's check, hint,
 solution and diff refuse during an exam: lab.exam.guard.
 """
 
-from lab.exam.grade import (
-    PASS_LINE,
-    ExamResult,
-    ExamReview,
-    ItemScore,
-    ReviewItem,
-    TaskScore,
-    exam_result,
-    review,
-    submit,
-    submit_if_time_up,
-)
-from lab.exam.lifecycle import (
-    Replayed,
-    abandon,
-    flag,
-    goto,
-    item_index,
-    item_scenario,
-    replay,
-    start_exam,
-)
-from lab.exam.state import (
-    Exam,
-    ExamItem,
-    current_exam,
-    format_duration,
-    load_exam,
-    parse_duration,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+# The API is loaded on first use: `check`, `hint` and the others import
+# lab.exam.guard on every call, and must not pay for grading and views then.
+_WHERE = {
+    "lab.exam.grade": (
+        "PASS_LINE", "ExamResult", "ExamReview", "ItemScore", "ReviewItem", "TaskScore",
+        "exam_result", "review", "submit", "submit_if_time_up",
+    ),
+    "lab.exam.lifecycle": (
+        "Replayed", "abandon", "flag", "goto", "item_index", "item_scenario", "replay",
+        "start_exam",
+    ),
+    "lab.exam.state": (
+        "Exam", "ExamItem", "current_exam", "format_duration", "load_exam", "parse_duration",
+    ),
+}  # fmt: skip
+_MODULE = {name: module for module, names in _WHERE.items() for name in names}
+
+if TYPE_CHECKING:
+    from lab.exam.grade import (
+        PASS_LINE,
+        ExamResult,
+        ExamReview,
+        ItemScore,
+        ReviewItem,
+        TaskScore,
+        exam_result,
+        review,
+        submit,
+        submit_if_time_up,
+    )
+    from lab.exam.lifecycle import (
+        Replayed,
+        abandon,
+        flag,
+        goto,
+        item_index,
+        item_scenario,
+        replay,
+        start_exam,
+    )
+    from lab.exam.state import (
+        Exam,
+        ExamItem,
+        current_exam,
+        format_duration,
+        load_exam,
+        parse_duration,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lab.exam' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "PASS_LINE",

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.scenarios import SCENARIO_FILE
-from lab.scenarios.model import ID_RE
 
 SKILLS = ("falco", "audit-logging", "apparmor")
 TODO = "TODO"
@@ -549,6 +548,8 @@ def check_id(scenario_id: str) -> None:
             "with --dir",
             item="ID",
         )
+    from lab.scenarios.model import ID_RE  # the model loads only for `scenario new`
+
     if not re.fullmatch(ID_RE, scenario_id):
         raise LabError(
             f"{scenario_id!r} is not a scenario id: lowercase letters, digits and '-', "
