@@ -91,7 +91,8 @@ class _TooDeep(Exception):
         self.line = line
 
 
-def _check_text(raw: bytes, source: str, limit: int) -> str:
+def check_text(raw: bytes, source: str, limit: int = MAX_BYTES) -> str:
+    """The bytes as text, or a located LabError: too large, binary, not UTF-8."""
     if len(raw) > limit:
         raise LabError(f"file is too large ({len(raw)} bytes; the limit is {limit})", file=source)
     if b"\x00" in raw:
@@ -216,7 +217,7 @@ def _construct(node: yaml.Node, source: str) -> Any:
 def parse_all(text: str | bytes, source: str, limit: int = MAX_BYTES) -> list[Document]:
     """Parse every document of a YAML stream."""
     if isinstance(text, bytes):
-        text = _check_text(text, source, limit)
+        text = check_text(text, source, limit)
     elif len(text) > limit:
         raise LabError(
             f"file is too large ({len(text)} characters; the limit is {limit})", file=source

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lab.errors import LabError
-from lab.yamlsafe import Document, parse_one, read_bytes
+from lab.yamlsafe import Document, check_text, parse_one, read_bytes
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
 KUBEADM_API_VERSION = "kubeadm.k8s.io/v1beta4"
@@ -77,14 +77,8 @@ def render_config(template: Path, cluster_dir: Path, name: str) -> str:
     """
     check_cluster_name(name)
     folder = _check_cluster_dir(cluster_dir)
-    raw = read_bytes(template)
     source = str(template)
-    if b"\x00" in raw:
-        raise LabError("file is binary (it contains NUL bytes), expected YAML text", file=source)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LabError(f"file is not UTF-8 text (byte {exc.start})", file=source) from None
+    text = check_text(read_bytes(template), source)
 
     for match in _PLACEHOLDER_RE.finditer(text):
         key = match.group(1).strip()
