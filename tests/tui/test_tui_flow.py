@@ -305,6 +305,43 @@ def test_esc_cancels_a_check_at_its_next_step_and_nothing_is_recorded(
     run(body)
 
 
+def test_progress_events_with_done_and_total_fill_the_bar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from textual.widgets import ProgressBar
+
+    from lab.work import ProgressEvent
+
+    first, second = threading.Event(), threading.Event()
+    real_check = service.check
+
+    def staged_check(op: service.Opened, progress: Callable[[str], None]) -> object:
+        progress("plain message")  # no done/total: the bar stays indeterminate
+        first.wait(5)
+        progress(ProgressEvent("restarting kube-apiserver", phase="attack", done=3, total=4))
+        second.wait(5)
+        return real_check(op, progress)
+
+    monkeypatch.setattr(service, "check", staged_check)
+
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        screen = await start(pilot, app)
+        bar = screen.query_one("#busy ProgressBar", ProgressBar)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: "plain message" in screen_text(app), "plain progress")
+        assert bar.total is None
+        first.set()
+        await wait_for(pilot, lambda: "[3/4] restarting kube-apiserver" in screen_text(app), "bar")
+        assert (bar.total, bar.progress) == (4, 3)
+        second.set()
+        await settle(pilot)
+        assert not screen.busy()
+
+    run(body)
+
+
 def test_an_interrupted_start_says_so_and_x_finishes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     real_start = service.start
 

@@ -321,6 +321,7 @@ class ScenarioScreen(Screen[None]):
         self._busy_with = what
         self._cancel.clear()
         self.query_one("#busy").display = True
+        self.query_one("#busy ProgressBar", ProgressBar).update(total=None, progress=0)
         self.query_one("#busy-label", Label).update(f"{what}… (esc cancels)")
         return True
 
@@ -331,8 +332,16 @@ class ScenarioScreen(Screen[None]):
         self.app.call_from_thread(self._show_progress, message)
 
     def _show_progress(self, message: str) -> None:
-        if self._busy_with is not None:
-            self.query_one("#busy-label", Label).update(f"{message}… (esc cancels)")
+        if self._busy_with is None:
+            return
+        # A ProgressEvent knowing done/total (the kind backend's long steps) fills
+        # the bar; plain messages keep it indeterminate.
+        done, total = getattr(message, "done", None), getattr(message, "total", None)
+        bar = self.query_one("#busy ProgressBar", ProgressBar)
+        if done is not None and total:
+            bar.update(total=total, progress=min(done, total))
+            message = f"[{done}/{total}] {message}"
+        self.query_one("#busy-label", Label).update(f"{message}… (esc cancels)")
 
     def _finished(self) -> None:
         """The worker's thread has really ended (a thread cannot be stopped, only asked)."""
