@@ -1,0 +1,303 @@
+"""AppArmor evidence from a kind cluster: what the (shared host) kernel has loaded,
+the pods' containers as the kubelet reports them, and the attack's commands run
+for real in them.
+
+The kernel decides; the lab only sees the result. A step's accesses are DENIED
+when its command failed with "Permission denied", ALLOWED when it succeeded: which
+rule decided is not known on kind (AppArmorAccess.rules stays empty), and a step
+that failed for another reason (no network, say) tried nothing the lab can tell
+apart. A workload step is the pod's own processes, which the lab cannot make
+happen: a shell it starts is probed by exec-ing that shell (`sh -c true`, under
+the container's profile); its other accesses count as allowed while the
+container runs, since a denial would have stopped it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from lab.backends.kind.steps import ExecRun, container_of, find_pod, list_files, read_text
+from lab.errors import LabError
+from lab.evidence import (
+    AppArmorAccess,
+    AppArmorBrokenFile,
+    AppArmorContainer,
+    AppArmorEvidence,
+    AppArmorNode,
+    AppArmorProfileState,
+    AppArmorStep,
+)
+from lab.scenarios.effects import capability_name, command_words
+from lab.scenarios.model import AttackStep, Pod, Scenario, socket_words
+
+if TYPE_CHECKING:
+    from lab.kind.kube import ContainerInfo, Kube, PodInfo
+    from lab.kind.nodes import ExecResult, LabNodes
+
+PROFILE_DIR = "/etc/apparmor.d"
+PROFILES = "/sys/kernel/security/apparmor/profiles"
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})
+KERNEL = "the kernel decided (kind shows the outcome, not the rule)"
+
+
+# --- the node ---------------------------------------------------------------------------
+
+
+def node_state(nodes: LabNodes, node: str, enabled: bool, baseline: frozenset[str]) -> AppArmorNode:
+    """The profiles the kernel holds, and what the files the lab or the learner put in
+    /etc/apparmor.d define (broken ones with apparmor_parser's error)."""
+    from lab.backends.sim.apparmor_kernel import profile_names_in
+    from lab.kind.apparmor_node import parse_profiles
+
+    state = AppArmorNode(node, enabled=enabled)
+    text = read_text(nodes, node, PROFILES) if enabled else None
+    if text is None:
+        state.enabled = False
+        return state
+    for path in list_files(nodes, node, PROFILE_DIR):
+        if path in baseline:
+            continue  # the apparmor package's own files: not the lab's business
+        check = nodes.exec(node, ["apparmor_parser", "-Q", "-K", path])
+        if check.code != 0:
+            error = check.stderr.strip() or check.stdout.strip() or f"exit code {check.code}"
+            names = profile_names_in(read_text(nodes, node, path) or "")
+            state.broken.append(AppArmorBrokenFile(path, error, names))
+            continue
+        listed = nodes.exec(node, ["apparmor_parser", "-N", path])
+        for name in (n.strip() for n in listed.stdout.splitlines()):
+            if name:
+                state.defined.setdefault(name, path)
+    state.loaded = [
+        AppArmorProfileState(name, mode, state.defined.get(name))
+        for name, mode in parse_profiles(text)
+    ]
+    return state
+
+
+# --- the containers ---------------------------------------------------------------------
+
+
+def _templates(docs: list[Any]) -> list[Any]:
+    from lab.engines.apparmor.podspec import pod_template
+
+    return [t for t in (pod_template(d) for d in docs) if t is not None]
+
+
+def _template_for(templates: list[Any], pod: Pod) -> Any:
+    """The manifest object that makes a scenario pod: the Pod by name, else a workload
+    whose template's labels the pod has."""
+    for t in templates:
+        if (t.namespace or "default") != pod.namespace:
+            continue
+        if t.kind == "Pod" and t.name == pod.name:
+            return t
+        labels = dict(t.labels)
+        if t.kind != "Pod" and labels and all(pod.labels.get(k) == v for k, v in labels.items()):
+            return t
+    return None
+
+
+def _state(c: ContainerInfo | None, info: PodInfo | None) -> tuple[str, str, str]:
+    """(state, reason, message) in AppArmorContainer's terms."""
+    if info is None:
+        return "missing", "", "there is no such pod in the cluster"
+    if c is None:
+        if info.phase == "Failed":
+            return "rejected", "Failed", f"pod phase {info.phase}"
+        if info.node is None:
+            return "pending", "Pending", "it is not scheduled to a node"
+        return "missing", "", "the pod has no such container"
+    if c.state == "running":
+        return "running", "", ""
+    if info.phase == "Failed" and c.state != "terminated":
+        return "rejected", c.reason or "Failed", c.message
+    return "waiting", c.reason or c.state, c.message
+
+
+def container_states(
+    kube: Kube,
+    sc: Scenario,
+    docs: Mapping[tuple[str, str], list[Any]],
+    node_of: Callable[[str | None], str | None],
+    refused: Mapping[tuple[str, str], str],
+) -> tuple[list[AppArmorContainer], dict[tuple[str, str], PodInfo | None]]:
+    """Every setup pod's containers: running (under which profile) or why not."""
+    from lab.engines.apparmor.podspec import LOCALHOST, resolve
+    from lab.kind.apparmor_node import ATTR_CURRENT, parse_attr_current
+
+    out: list[AppArmorContainer] = []
+    infos: dict[tuple[str, str], PodInfo | None] = {}
+    for pod in sc.setup.pods:
+        info = find_pod(kube, pod.namespace, pod.name, pod)
+        infos[(pod.namespace, pod.name)] = info
+        tpl = _template_for(_templates(docs.get((pod.namespace, pod.name), [])), pod)
+        manifest = f"{pod.manifest.node}:{pod.manifest.path}" if pod.manifest else None
+        for spec in pod.containers:
+            c = next((x for x in (info.containers if info else []) if x.name == spec.name), None)
+            state, reason, message = _state(c, info)
+            if (pod.namespace, pod.name) in refused:
+                state, reason, message = "invalid", "Invalid", refused[(pod.namespace, pod.name)]
+            ac = AppArmorContainer(pod.namespace, pod.name, spec.name,
+                                   node=node_of(info.node) if info else None, state=state,
+                                   reason=reason, message=message, manifest=manifest)  # fmt: skip
+            if tpl is not None:
+                conf = resolve(tpl, spec.name)
+                ac.requested = conf.describe() if conf.type else ""
+                ac.localhost = conf.profile if conf.type == LOCALHOST else None
+            if state == "running" and info is not None:
+                r = _exec(kube, info, spec.name, ["cat", ATTR_CURRENT])
+                if r is not None and r.code == 0:
+                    ac.profile, ac.mode = parse_attr_current(r.stdout)
+            out.append(ac)
+    return out, infos
+
+
+def _exec(kube: Kube, info: PodInfo, container: str, argv: list[str]) -> ExecResult | None:
+    try:
+        return kube.exec(info.namespace, info.name, container, argv, timeout=30)
+    except LabError:
+        return None
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def _accesses(step: AttackStep) -> list[tuple[str, str]]:
+    """(access, who) for each effect of a step, as the AppArmor checks name them."""
+    eff = step.effects
+    out: list[tuple[str, str]] = []
+    for cmd in eff.processes:
+        words = command_words(cmd)
+        if words:
+            out.append((f"x {words[0]}", cmd))
+    who = (shlex.join(step.exec.command) if step.exec else eff.processes[-1]
+           if eff.processes else "the container's process")  # fmt: skip
+    out += [(f"r {p}", who) for p in eff.reads]
+    out += [(f"w {p}", who) for p in eff.writes]
+    for sock in eff.sockets:
+        pair = socket_words(sock)
+        if pair:
+            out.append((f"network {pair[0]} {pair[1]}", who))
+    for target in eff.connects:
+        family = "inet6" if target.startswith("[") else "inet"
+        out.append((f"network {family} stream", who))
+    for cap in eff.capabilities:
+        name = capability_name(cap)
+        if name:
+            out.append((f"capability {name.lower()}", who))
+    if not out and step.exec is not None:
+        out.append((f"x {step.exec.command[0]}", who))
+    return list(dict.fromkeys(out))
+
+
+def _outcome(result: ExecResult) -> tuple[str, str] | None:
+    from lab.kind.apparmor_node import denied
+
+    if result.code == 0:
+        return "ALLOWED", f"allowed: the command succeeded; {KERNEL}"
+    if denied(result):
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        return (
+            "DENIED",
+            f"denied: the command failed with {said[-1] if said else 'EACCES'!r}; {KERNEL}",
+        )
+    return None
+
+
+def exec_step(step: AttackStep, run: ExecRun, profile: str | None) -> AppArmorStep:
+    """An exec step as it ran: every access shares the command's fate."""
+    st = AppArmorStep(step.id, run.namespace, run.pod, run.container or "")
+    if run.result is None:
+        st.ran = False
+        return st
+    got = _outcome(run.result)
+    for access, who in _accesses(step):
+        if got is None:
+            said = (run.result.stderr.strip() or run.result.stdout.strip()).splitlines()
+            why = said[-1] if said else f"exit code {run.result.code}"
+            st.accesses.append(
+                AppArmorAccess(
+                    access,
+                    "ALLOWED",
+                    who,
+                    profile=profile,
+                    reason=f"not tried: the command failed, not for AppArmor ({why})",
+                )
+            )
+            continue
+        st.accesses.append(AppArmorAccess(access, got[0], who, profile=profile, reason=got[1]))
+    return st
+
+
+def workload_step(
+    kube: Kube, step: AttackStep, info: PodInfo, container: str, profile: str | None
+) -> AppArmorStep:
+    """A workload step: its shells probed, its other accesses inferred from the running
+    container."""
+    st = AppArmorStep(step.id, info.namespace, info.name, container)
+    for access, who in _accesses(step):
+        program = access[2:] if access.startswith("x ") else None
+        if program is not None and posixpath.basename(program) in SHELLS:
+            r = _exec(kube, info, container, [program, "-c", "true"])
+            got = _outcome(r) if r is not None else None
+            if got is not None:
+                st.accesses.append(
+                    AppArmorAccess(
+                        access,
+                        got[0],
+                        who,
+                        profile=profile,
+                        reason=got[1] + f" (probed: {program} -c true)",
+                    )
+                )
+                continue
+        st.accesses.append(
+            AppArmorAccess(
+                access,
+                "ALLOWED",
+                who,
+                profile=profile,
+                reason=(
+                    "allowed: the container runs, so its own process was not stopped; "
+                    "kind cannot replay a workload's accesses one by one"
+                ),
+            )
+        )
+    return st
+
+
+def apparmor_evidence(
+    nodes: LabNodes,
+    kube: Kube,
+    sc: Scenario,
+    execs: Mapping[str, ExecRun],
+    docs: Mapping[tuple[str, str], list[Any]],
+    baselines: Mapping[str, frozenset[str]],
+    node_of: Callable[[str | None], str | None],
+    refused: Mapping[tuple[str, str], str] | None = None,
+) -> AppArmorEvidence:
+    ev = AppArmorEvidence()
+    for n in sc.cluster.nodes:
+        ev.nodes[n.name] = node_state(nodes, n.name, n.apparmor, baselines.get(n.name, frozenset()))
+    ev.containers, infos = container_states(kube, sc, docs, node_of, refused or {})
+    for step in sc.attack:
+        where = step.in_pod
+        if where is None:
+            continue
+        ns, name, _ = where
+        info = infos.get((ns, name)) or find_pod(kube, ns, name, sc.setup.pod(ns, name))
+        container = container_of(step, sc, info)
+        c = ev.container(ns, name, container)
+        profile = c.profile if c else None
+        if c is not None and not c.running:
+            ev.steps[step.id] = AppArmorStep(step.id, ns, name, c.container, ran=False)
+        elif step.id in execs:
+            ev.steps[step.id] = exec_step(step, execs[step.id], profile)
+            ev.steps[step.id].pod = name  # checks find the container by the scenario's name
+        elif step.workload is not None and info is not None and container is not None:
+            ev.steps[step.id] = workload_step(kube, step, info, container, profile)
+            ev.steps[step.id].pod = name
+    return ev

@@ -1,0 +1,357 @@
+"""KindBackend: the scenario runs against a real kind cluster.
+
+prepare() resets what an earlier scenario left on the (warm) cluster, puts the
+scenario's files on its nodes, readies AppArmor and Falco when the scenario needs
+them and applies its manifests. run_attack() sends the attack for real — API
+requests as their users (impersonation), execs through the API's exec stream —
+and reads the evidence where a learner would: crictl and the audit log on the
+control-plane node, the Falco pods' logs, the kernel's AppArmor state and the
+commands' results. The checks grade it without knowing which backend ran.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from lab.backends.kind import reset as lab_reset
+from lab.backends.kind.audit import MANIFEST, add_events, audit_evidence, read_manifest
+from lab.backends.kind.audit import watch_apiserver as _watch_apiserver
+from lab.backends.kind.steps import (
+    ExecRun,
+    find_pod,
+    inverse,
+    list_files,
+    read_text,
+    run_exec,
+    scenario_node_names,
+    send_api,
+)
+from lab.errors import LabError
+from lab.evidence import Evidence
+from lab.scenarios.loader import LoadedScenario
+from lab.scenarios.model import Pod, Scenario
+from lab.scenarios.requests import api_call
+from lab.work import Progress, ProgressEvent, no_progress
+from lab.workspace import Workspace
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from lab.kind.kube import Kube, PodInfo
+    from lab.kind.nodes import LabNodes
+
+
+class ClusterLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def dir(self) -> Path: ...
+    @property
+    def kubeconfig(self) -> Path: ...
+
+
+POLL = 2.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class KindBackend:
+    name = "kind"
+
+    def __init__(
+        self,
+        cluster: ClusterLike,
+        nodes: LabNodes | None = None,
+        kube: Kube | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        falco_grace: float = 3.0,  # Falco prints an alert a moment after the event
+        audit_grace: float = 1.0,  # the log backend writes an exec's last event on close
+        settle_timeout: float = 120.0,  # kubelet restarting kube-apiserver after an edit
+        pods_timeout: float = 180.0,
+        falco_timeout: float = 300.0,
+    ) -> None:
+        self.cluster = cluster
+        self._nodes = nodes
+        self._kube = kube
+        self.clock = clock
+        self.sleep = sleep
+        self.falco_grace = falco_grace
+        self.audit_grace = audit_grace
+        self.settle_timeout = settle_timeout
+        self.pods_timeout = pods_timeout
+        self.falco_timeout = falco_timeout
+
+    # --- the cluster's handles ------------------------------------------------------------
+
+    def _names(self, sc: Scenario) -> dict[str, str]:
+        return scenario_node_names(sc, self.cluster.name)
+
+    def _lab_nodes(self, names: dict[str, str]) -> LabNodes:
+        if self._nodes is None:
+            from lab.kind.nodes import LabNodes
+
+            return LabNodes(self.cluster.name, names)
+        return self._nodes
+
+    def kube(self) -> Kube:
+        if self._kube is None:
+            from lab.kind.kube import Kube
+
+            self._kube = Kube(self.cluster.kubeconfig, self.cluster.name)
+        return self._kube
+
+    # --- prepare ----------------------------------------------------------------------------
+
+    def prepare(self, sc: LoadedScenario, ws: Workspace, progress: Progress = no_progress) -> None:
+        model = sc.model
+        names = self._names(model)
+        nodes = self._lab_nodes(names)
+        kube = self.kube()
+        cp = model.control_plane
+        state = lab_reset.load_state(self.cluster.dir)
+        writes_manifest = any(f.node == cp and f.path == MANIFEST for f in model.setup.files)
+
+        progress(ProgressEvent("resetting the cluster for the scenario", phase="reset"))
+        lab_reset.save_pristine(nodes, cp)
+        restarted = lab_reset.reset(nodes, kube, state, names, cp, progress,
+                                    restore_manifest=not writes_manifest)  # fmt: skip
+        state.scenario = model.id
+        lab_reset.save_state(self.cluster.dir, state)
+
+        if model.needs_apparmor:
+            self._prepare_apparmor(sc, nodes, names, state, progress)
+
+        files = model.setup.files
+        for i, f in enumerate(files):
+            progress(ProgressEvent(f"{f.node}:{f.path}", phase="files", done=i, total=len(files)))
+            lab_reset.record_file(state, names[f.node], f.path)
+            lab_reset.save_state(self.cluster.dir, state)
+            nodes.put_file(f.node, f.path, sc.node_file_bytes(f), f.file_mode)
+        if files:
+            progress(ProgressEvent("node files in place", phase="files", done=len(files),
+                                   total=len(files)))  # fmt: skip
+
+        for lp in model.setup.load_profiles:
+            r = nodes.exec(lp.node, ["apparmor_parser", "-r", lp.path])
+            message = f"loaded {lp.path} on node {lp.node}"
+            if r.code != 0:
+                message = f"warning: apparmor_parser -r {lp.path} on node {lp.node} failed: " + (
+                    r.stderr.strip() or f"exit code {r.code}"
+                )
+            progress(ProgressEvent(message, phase="apparmor"))
+
+        if model.needs_falco:
+            self._prepare_falco(kube, names, progress)
+
+        if restarted or writes_manifest:
+            progress(ProgressEvent("waiting for kube-apiserver to restart", phase="manifests"))
+            seen = self._watch(nodes, kube, cp, progress)
+            if not seen.running:
+                raise LabError(f"kube-apiserver did not come back after the setup: {seen.error}")
+
+        for rel in model.setup.manifests:
+            docs = self._docs(sc.read(rel), rel)
+            lab_reset.record_docs(state, docs)
+            lab_reset.save_state(self.cluster.dir, state)
+            for line in kube.apply(docs, source=rel):
+                progress(ProgressEvent(line, phase="manifests"))
+        self._wait_pods(kube, model.setup.pods, progress)
+
+    def _prepare_apparmor(
+        self,
+        sc: LoadedScenario,
+        nodes: LabNodes,
+        names: dict[str, str],
+        state: lab_reset.LabState,
+        progress: Progress,
+    ) -> None:
+        from lab.kind.apparmor_node import node_prep_commands
+
+        todo = [n.name for n in sc.model.cluster.nodes
+                if n.apparmor and names[n.name] not in state.apparmor]  # fmt: skip
+        for i, node in enumerate(todo):
+            progress(ProgressEvent(f"installing AppArmor on node {node} (once per cluster)",
+                                   phase="apparmor", done=i, total=len(todo)))  # fmt: skip
+            for argv in node_prep_commands():
+                r = nodes.exec(node, argv, timeout=600)
+                if r.code != 0:
+                    tail = (r.stderr.strip() or r.stdout.strip()).splitlines()[-3:]
+                    why = " | ".join(tail) or f"exit code {r.code}"
+                    raise LabError(
+                        f"preparing AppArmor on node {node}: `{' '.join(argv)}` failed: {why}"
+                    )
+            state.apparmor[names[node]] = list_files(nodes, node, lab_reset.PROFILE_DIR)
+            lab_reset.save_state(self.cluster.dir, state)
+
+    def _prepare_falco(self, kube: Kube, names: dict[str, str], progress: Progress) -> None:
+        from lab.kind.falco_deploy import FALCO_NAMESPACE, deploy, falco_pod
+
+        # A Falco that crashed without its configuration waits out a back-off: start it
+        # again now that the node has its files.
+        for container in names.values():
+            pod = falco_pod(kube, container)
+            info = kube.pod(FALCO_NAMESPACE, pod) if pod else None
+            if info is not None and not info.running:
+                kube.delete("Pod", FALCO_NAMESPACE, info.name, wait=30)
+        deploy(kube, progress, self.falco_timeout)
+
+    @staticmethod
+    def _docs(raw: bytes, source: str) -> list[dict[str, Any]]:
+        from lab.yamlsafe import parse_all
+
+        return [d.data for d in parse_all(raw, source) if isinstance(d.data, dict)]
+
+    def _wait_pods(self, kube: Kube, pods: list[Pod], progress: Progress) -> dict[str, PodInfo]:
+        """Wait until every setup pod runs or is stuck for good; found pods by key."""
+        deadline = self.clock().timestamp() + self.pods_timeout
+        while True:
+            found: dict[str, PodInfo] = {}
+            for p in pods:
+                info = find_pod(kube, p.namespace, p.name, p)
+                if info is not None:
+                    found[f"{p.namespace}/{p.name}"] = info
+            done = sum(1 for i in found.values() if i.settled)
+            progress(ProgressEvent(f"pods started: {done}/{len(pods)}", phase="pods",
+                                   done=done, total=len(pods)))  # fmt: skip
+            if done == len(pods) or self.clock().timestamp() >= deadline:
+                return found
+            self.sleep(POLL)
+
+    def _watch(self, nodes: LabNodes, kube: Kube, cp: str, progress: Progress) -> Any:
+        def tell(message: str) -> None:
+            progress(ProgressEvent(message, phase="manifests"))
+
+        return _watch_apiserver(nodes, kube, cp, before=None, clock=self.clock, sleep=self.sleep,
+                                timeout=self.settle_timeout, progress=tell)  # fmt: skip
+
+    # --- the attack ----------------------------------------------------------------------------
+
+    def run_attack(
+        self, sc: LoadedScenario, ws: Workspace, progress: Progress = no_progress
+    ) -> Evidence:
+        from lab.backends.kind.node_files import KindNodeFiles
+
+        model = sc.model
+        names = self._names(model)
+        nodes = self._lab_nodes(names)
+        kube = self.kube()
+        node_of = inverse(names)
+        cp = model.control_plane
+        run_id = secrets.token_hex(4)
+        since = self.clock()
+        evidence = Evidence(run_id=run_id, backend=self.name, files=KindNodeFiles(nodes))
+
+        docs: dict[tuple[str, str], list[Any]] = {}
+        refused: dict[tuple[str, str], str] = {}
+        if model.needs_apparmor:
+            docs, refused = self._apply_pod_manifests(sc, nodes, kube, progress)
+        audit = needs_audit(model)
+        seen = state = mounts = None
+        if audit:
+            progress(ProgressEvent("checking kube-apiserver on the control plane",
+                                   phase="manifests"))  # fmt: skip
+            seen = self._watch(nodes, kube, cp, progress)
+            state, mounts = read_manifest(nodes, cp)
+
+        execs: dict[str, ExecRun] = {}
+        steps = model.attack
+        for i, step in enumerate(steps):
+            progress(ProgressEvent(f"attack step {step.id}", phase="attack", done=i,
+                                   total=len(steps)))  # fmt: skip
+            call = api_call(step) if step.api is not None else None
+            if call is not None:
+                if seen is not None and not seen.running:
+                    continue  # nobody answers: the audit checks explain why
+                try:
+                    send_api(kube, call, run_id)
+                except LabError as e:
+                    progress(ProgressEvent(f"warning: step {step.id}: {e.message}", "attack"))
+            elif step.exec is not None:
+                execs[step.id] = run = run_exec(kube, model, step, run_id, self.clock, node_of)
+                if run.error:
+                    progress(ProgressEvent(f"warning: step {step.id}: {run.error}", "attack"))
+            elif step.package_upgrade is not None:
+                progress(ProgressEvent(f"step {step.id}: the kind backend does not run package "
+                                       "upgrades; skipped", "attack"))  # fmt: skip
+        progress(ProgressEvent("attack sent", phase="attack", done=len(steps), total=len(steps)))
+
+        progress(ProgressEvent("reading the evidence", phase="evidence"))
+        if audit and seen is not None and state is not None and mounts is not None:
+            evidence.audit = audit_evidence(nodes, cp, seen, state, mounts)
+            if self.audit_grace:
+                self.sleep(self.audit_grace)
+            add_events(nodes, cp, evidence.audit, run_id)
+        if model.needs_falco:
+            from lab.backends.kind.falco import falco_evidence
+
+            if self.falco_grace:
+                self.sleep(self.falco_grace)
+            evidence.falco = falco_evidence(nodes, kube, model, names, execs, since, node_of)
+        if model.needs_apparmor:
+            from lab.backends.kind.apparmor import apparmor_evidence
+
+            baselines = {n: frozenset(lab_reset.load_state(self.cluster.dir).apparmor.get(c, []))
+                         for n, c in names.items()}  # fmt: skip
+            evidence.apparmor = apparmor_evidence(nodes, kube, model, execs, docs, baselines,
+                                                  node_of, refused)  # fmt: skip
+        return evidence
+
+    def _apply_pod_manifests(
+        self, sc: LoadedScenario, nodes: LabNodes, kube: Kube, progress: Progress
+    ) -> tuple[dict[tuple[str, str], list[Any]], dict[tuple[str, str], str]]:
+        """Apply the pod manifests the learner edits, as they are on the node (the sim does
+        so at every check too): the manifest objects of every setup pod, and what the API
+        server said to the pods it refused."""
+        model = sc.model
+        setup_docs = [d for rel in model.setup.manifests for d in self._docs(sc.read(rel), rel)]
+        out: dict[tuple[str, str], list[Any]] = {}
+        refused: dict[tuple[str, str], str] = {}
+        applied: dict[tuple[str, str], str | None] = {}
+        for pod in model.setup.pods:
+            key = (pod.namespace, pod.name)
+            out[key] = setup_docs
+            if pod.manifest is None:
+                continue
+            where = (pod.manifest.node, pod.manifest.path)
+            text = read_text(nodes, *where)
+            if text is None:
+                missing = f"warning: {where[0]}:{where[1]} is missing: pod "
+                progress(
+                    ProgressEvent(f"{missing}{pod.namespace}/{pod.name} stays as it is", "pods")
+                )
+                continue
+            try:
+                docs = self._docs(text.encode(), f"{where[0]}:{where[1]}")
+            except LabError as e:
+                progress(ProgressEvent(f"warning: {e}", "pods"))
+                continue
+            out[key] = docs
+            if where not in applied:
+                applied[where] = None
+                try:
+                    for line in kube.apply(docs, source=f"{where[0]}:{where[1]}"):
+                        progress(ProgressEvent(line, phase="pods"))
+                except LabError as e:
+                    applied[where] = e.message
+                    progress(ProgressEvent(f"warning: applying {where[1]}: {e.message}", "pods"))
+            if applied[where] is not None:
+                refused[key] = str(applied[where])
+        self._wait_pods(kube, model.setup.pods, progress)
+        return out, refused
+
+
+def needs_audit(model: Scenario) -> bool:
+    """Audit evidence for scenarios that grade the apiserver (all but Falco- or
+    AppArmor-only ones), as the sim decides it."""
+    checks = [c.type for t in model.tasks for c in t.checks]
+    if not (model.needs_falco or model.needs_apparmor):
+        return True
+    return any(t.startswith(("audit_", "apiserver_")) for t in checks)

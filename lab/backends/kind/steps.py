@@ -1,0 +1,198 @@
+"""Running a scenario's attack on a kind cluster: where its nodes and pods really are,
+and each step sent for real, timestamped so evidence can be matched to it.
+
+A scenario names its nodes (`controlplane`, `worker`) and its pods as the sim sees
+them; on kind a Deployment's pods get generated names, so a pod is found by name
+first, then by its labels. Node commands go through LabNodes by scenario node name
+only: the backend never touches a node the scenario does not have.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lab.backends.auditlog import user_agent
+from lab.errors import LabError
+from lab.scenarios.model import AttackStep, Pod, Scenario
+from lab.scenarios.requests import ApiCall
+
+if TYPE_CHECKING:
+    from lab.kind.kube import Kube, PodInfo
+    from lab.kind.nodes import ExecResult, LabNodes
+
+Clock = Callable[[], datetime]
+
+# The label a ReplicaSet adds to its pods; the scenario's copy is from another run.
+GENERATED_LABELS = ("pod-template-hash", "controller-revision-hash")
+EXEC_TIMEOUT = 60.0
+
+
+# --- nodes -------------------------------------------------------------------------
+
+
+def scenario_node_names(sc: Scenario, cluster: str) -> dict[str, str]:
+    """Scenario node name -> kind node container (and Kubernetes node) name."""
+    from lab.kind.nodes import node_container_names
+
+    return dict(node_container_names(cluster, [(n.name, n.role) for n in sc.cluster.nodes]))
+
+
+def path_kind(nodes: LabNodes, node: str, path: str) -> str | None:
+    """What is at a node path, symlinks followed: "file", "dir", "other"; None: nothing."""
+    r = nodes.exec(node, ["stat", "-L", "-c", "%F", "--", path])
+    if r.code != 0:
+        return None
+    kind = r.stdout.strip()
+    if kind.startswith("regular"):  # "regular file", "regular empty file"
+        return "file"
+    return "dir" if kind == "directory" else "other"
+
+
+def list_files(nodes: LabNodes, node: str, folder: str) -> list[str]:
+    """The regular files directly in a node folder (full paths, sorted); [] if none."""
+    r = nodes.exec(node, ["find", folder, "-maxdepth", "1", "-type", "f"])
+    if r.code != 0:
+        return []
+    return sorted(
+        line for line in r.stdout.splitlines() if posixpath.dirname(line) == folder.rstrip("/")
+    )
+
+
+def read_text(nodes: LabNodes, node: str, path: str, limit: int = 1 << 20) -> str | None:
+    """A node file as text; None when it is missing or cannot be read."""
+    from lab.kind.nodes import NodeFileError
+
+    try:
+        return nodes.read_file(node, path, limit).decode("utf-8", errors="replace")
+    except NodeFileError:
+        return None
+
+
+# --- pods ----------------------------------------------------------------------------
+
+
+def _selector(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in GENERATED_LABELS)
+
+
+def find_pod(kube: Kube, namespace: str, name: str, pod: Pod | None = None) -> PodInfo | None:
+    """The cluster's pod for a scenario pod: by name, else the one its labels select
+    (a running one first): a Deployment's pod has another name on every cluster."""
+    info = kube.pod(namespace, name)
+    if info is not None or pod is None:
+        return info
+    selector = _selector(pod.labels)
+    if not selector:
+        return None
+    found = kube.pods(namespace, selector)
+    running = [p for p in found if p.phase == "Running"]
+    chosen = running or found
+    return chosen[0] if chosen else None
+
+
+def container_of(step: AttackStep, sc: Scenario, info: PodInfo | None) -> str | None:
+    """The container a step runs in: its own, else the pod's first (kubectl's default)."""
+    where = step.in_pod
+    if where is None:
+        return None
+    ns, name, container = where
+    if container:
+        return container
+    pod = sc.setup.pod(ns, name)
+    if pod is not None:
+        return pod.containers[0].name
+    if info is not None and info.containers:
+        return info.containers[0].name
+    return None
+
+
+# --- steps -----------------------------------------------------------------------------
+
+
+@dataclass
+class ExecRun:
+    """One exec step as it ran: its window, the pod it ran in, and what it printed."""
+
+    step: str
+    namespace: str
+    pod: str  # the cluster's pod name (a Deployment's pod: the generated one)
+    container: str | None
+    node: str | None  # scenario node the pod runs on
+    start: datetime
+    end: datetime
+    result: ExecResult | None = None
+    error: str | None = None  # why it could not run at all
+
+
+_METHODS = {
+    "get": "GET", "list": "GET", "watch": "GET", "create": "POST", "update": "PUT",
+    "patch": "PATCH", "delete": "DELETE", "deletecollection": "DELETE",
+}  # fmt: skip
+
+
+def send_api(kube: Kube, call: ApiCall, run_id: str) -> tuple[int, Any]:
+    """Send a step's request as its user (impersonated), tagged with the run's user agent."""
+    a = call.attrs
+    uri = call.uri
+    if a.verb == "watch":
+        # A watch streams until closed: let the apiserver end it after a second.
+        uri += ("&" if "?" in uri else "?") + "timeoutSeconds=1"
+    user = a.user.username if a.user else "system:anonymous"
+    groups = list(a.user.groups) if a.user else ["system:unauthenticated"]
+    return kube.request(
+        _METHODS.get(a.verb, "GET"),
+        uri,
+        body=call.body,
+        user=user,
+        groups=groups,
+        user_agent=user_agent(run_id, call.step_id),
+    )
+
+
+def run_exec(
+    kube: Kube,
+    sc: Scenario,
+    step: AttackStep,
+    run_id: str,
+    clock: Clock,
+    node_of: Callable[[str | None], str | None],
+) -> ExecRun:
+    """Run an exec step in its pod as its user; the window brackets the command."""
+    ex = step.exec
+    assert ex is not None
+    info = find_pod(kube, ex.namespace, ex.pod, sc.setup.pod(ex.namespace, ex.pod))
+    container = container_of(step, sc, info)
+    start = clock()
+    run = ExecRun(step.id, ex.namespace, info.name if info else ex.pod, container,
+                  node_of(info.node if info else None), start, start)  # fmt: skip
+    if info is None:
+        run.error = f"there is no pod {ex.namespace}/{ex.pod} in the cluster"
+        return run
+    if container is None:
+        run.error = f"pod {ex.namespace}/{info.name} has no container"
+        return run
+    try:
+        run.result = kube.exec(
+            ex.namespace,
+            info.name,
+            container,
+            list(ex.command),
+            user=ex.user,
+            groups=list(ex.groups),
+            user_agent=user_agent(run_id, step.id),
+            timeout=EXEC_TIMEOUT,
+        )
+    except LabError as e:
+        run.error = e.message
+    run.end = clock()
+    return run
+
+
+def inverse(names: Mapping[str, str]) -> Callable[[str | None], str | None]:
+    """Kubernetes node name (= kind container name) -> scenario node name."""
+    back = {v: k for k, v in names.items()}
+    return lambda k8s_node: back.get(k8s_node) if k8s_node else None

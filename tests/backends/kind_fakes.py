@@ -1,0 +1,278 @@
+"""Fakes of LabNodes and Kube for the kind backend's tests: in-memory node file
+systems, the node commands the backend runs answered as the real tools answer them
+(outputs from tests/kind/samples where the shape matters), and a Kube that records
+what it was asked and plays a small API server.
+
+FakeNodes refuses any node it was not given: a test hands it the scenario's nodes
+only, so a call on another node fails the test.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lab.kind.kube import ContainerInfo, PodInfo
+from lab.kind.nodes import ExecResult, NodeFileError
+
+SAMPLES = Path(__file__).parents[1] / "kind" / "samples"
+
+
+def sample(name: str) -> str:
+    """A sample of tests/kind/samples without its '# ' header."""
+    lines = (SAMPLES / name).read_text(encoding="utf-8").splitlines(keepends=True)
+    while lines and lines[0].startswith("# "):
+        lines.pop(0)
+    return "".join(lines)
+
+
+OK = ExecResult(0, "", "")
+
+
+class FakeClock:
+    """Returns the scripted times in order, then one second later at each call."""
+
+    def __init__(self, start: datetime, script: Iterable[datetime] = ()) -> None:
+        self.now = start
+        self.script = list(script)
+
+    def __call__(self) -> datetime:
+        if self.script:
+            self.now = self.script.pop(0)
+        else:
+            self.now = self.now + timedelta(seconds=1)
+        return self.now
+
+
+@dataclass
+class FakeNodes:
+    """LabNodes over in-memory node trees, by scenario node name."""
+
+    files: dict[str, dict[str, bytes]]  # node -> path -> content
+    dirs: dict[str, set[str]] = field(default_factory=dict)  # empty folders that exist
+    mtime: int = 1764237600  # every file's mtime (stat -c %Y)
+    crictl_ps: str = '{"containers": []}'
+    crictl_logs: dict[str, str] = field(default_factory=dict)  # container id -> its log
+    aa_broken: dict[str, str] = field(default_factory=dict)  # profile file -> parser error
+    aa_names: dict[str, list[str]] = field(default_factory=dict)  # profile file -> names
+    canned: dict[tuple[str, ...], ExecResult] = field(default_factory=dict)
+    calls: list[tuple[str, list[str]]] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
+
+    def _node(self, node: str) -> dict[str, bytes]:
+        if node not in self.files:
+            raise AssertionError(f"the backend touched node {node!r}, not one of the scenario's")
+        return self.files[node]
+
+    # -- file system --------------------------------------------------------------------
+
+    def _is_dir(self, node: str, path: str) -> bool:
+        path = path.rstrip("/") or "/"
+        if path in self.dirs.get(node, set()):
+            return True
+        prefix = path + "/" if path != "/" else "/"
+        return any(p.startswith(prefix) for p in self._node(node)) or any(
+            d.startswith(prefix) for d in self.dirs.get(node, set())
+        )
+
+    def put_file(self, node: str, path: str, data: bytes, mode: int = 0o644) -> None:
+        self._node(node)[path] = data
+
+    def read_file(self, node: str, path: str, limit: int = 1 << 20) -> bytes:
+        tree = self._node(node)
+        if path not in tree:
+            raise NodeFileError(f"{path}: no such file", reason="missing", path=path)
+        return tree[path][: limit + 1]
+
+    def remove(self, node: str, path: str) -> None:
+        self._node(node).pop(path, None)
+        self.removed.append((node, path))
+
+    # -- commands -------------------------------------------------------------------------
+
+    def exec(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        user: str = "root",
+    ) -> ExecResult:
+        tree = self._node(node)
+        argv = list(argv)
+        self.calls.append((node, argv))
+        if tuple(argv) in self.canned:
+            return self.canned[tuple(argv)]
+        cmd = argv[0]
+        if cmd == "stat":
+            path = argv[-1]
+            if path in tree:
+                kind = "regular file" if tree[path] else "regular empty file"
+                out = str(self.mtime) if "%Y" in argv else kind
+                return ExecResult(0, out + "\n", "")
+            if self._is_dir(node, path):
+                return ExecResult(0, (str(self.mtime) if "%Y" in argv else "directory") + "\n", "")
+            return ExecResult(1, "", f"stat: cannot statx '{path}': No such file or directory\n")
+        if cmd == "find":
+            folder = argv[1].rstrip("/")
+            if not self._is_dir(node, folder):
+                return ExecResult(1, "", f"find: '{folder}': No such file or directory\n")
+            inside = sorted(p for p in tree if posixpath.dirname(p) == folder)
+            return ExecResult(0, "".join(p + "\n" for p in inside), "")
+        if cmd == "grep":
+            marker = argv[argv.index("-e") + 1]
+            paths = argv[argv.index("--") + 1 :]
+            lines = []
+            for p in paths:
+                if p not in tree:
+                    return ExecResult(2, "", f"grep: {p}: No such file or directory\n")
+                lines += [ln for ln in tree[p].decode().splitlines() if marker in ln]
+            return ExecResult(0 if lines else 1, "".join(ln + "\n" for ln in lines), "")
+        if argv[:2] == ["crictl", "ps"]:
+            return ExecResult(0, self.crictl_ps, "")
+        if argv[:2] == ["crictl", "logs"]:
+            return ExecResult(0, "", self.crictl_logs.get(argv[-1], ""))
+        if cmd == "apparmor_parser":
+            path = argv[-1]
+            if "-N" in argv:
+                return ExecResult(0, "".join(n + "\n" for n in self.aa_names.get(path, [])), "")
+            if path in self.aa_broken:
+                return ExecResult(1, "", self.aa_broken[path])
+            return OK
+        return OK
+
+    def commands(self, node: str | None = None) -> list[list[str]]:
+        return [argv for n, argv in self.calls if node is None or n == node]
+
+
+@dataclass
+class ExecCall:
+    namespace: str
+    pod: str
+    container: str
+    argv: list[str]
+    user: str | None
+    groups: list[str]
+    user_agent: str | None
+
+
+@dataclass
+class FakeKube:
+    """A Kube that answers from its fields and records every call."""
+
+    pods_: dict[tuple[str, str], PodInfo] = field(default_factory=dict)
+    labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    exec_results: dict[tuple[str, ...], ExecResult] = field(default_factory=dict)
+    logs_: dict[str, str] = field(default_factory=dict)  # pod -> its log
+    ready: bool = True
+    refuse: dict[str, str] = field(default_factory=dict)  # object name -> API error
+    # the fake apiserver: called with (method, uri, user, groups, user agent) of every
+    # request and exec, so a test can write what a real one would log
+    on_request: Callable[[str, str, str | None, list[str], str | None], None] | None = None
+    applied: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    deleted: list[tuple[str, str, str]] = field(default_factory=list)
+    requests: list[tuple[str, str, str | None, list[str], str | None]] = field(default_factory=list)
+    execs: list[ExecCall] = field(default_factory=list)
+
+    def apply(self, docs: Sequence[dict[str, Any]], *, source: str = "") -> list[str]:
+        from lab.errors import LabError
+
+        self.applied.append((source, list(docs)))
+        for d in docs:
+            name = d.get("metadata", {}).get("name", "")
+            if name in self.refuse:
+                raise LabError(self.refuse[name])
+        return [f"{str(d.get('kind')).lower()}/{d['metadata']['name']} created" for d in docs]
+
+    def delete(self, kind: str, namespace: str, name: str, *, wait: float = 60) -> None:
+        self.deleted.append((kind, namespace, name))
+
+    def pod(self, namespace: str, name: str) -> PodInfo | None:
+        return self.pods_.get((namespace, name))
+
+    def pods(self, namespace: str, label_selector: str) -> list[PodInfo]:
+        want = dict(kv.split("=", 1) for kv in label_selector.split(",") if kv)
+        return [
+            info
+            for key, info in self.pods_.items()
+            if key[0] == namespace
+            and all(self.labels.get(key, {}).get(k) == v for k, v in want.items())
+        ]
+
+    def readyz(self) -> bool:
+        return self.ready
+
+    def request(
+        self,
+        method: str,
+        uri: str,
+        *,
+        body: Any = None,
+        user: str | None = None,
+        groups: Sequence[str] = (),
+        user_agent: str | None = None,
+    ) -> tuple[int, Any]:
+        self.requests.append((method, uri, user, list(groups), user_agent))
+        if self.on_request is not None:
+            self.on_request(method, uri, user, list(groups), user_agent)
+        if uri.startswith("/apis/apps/v1/namespaces/cks-lab-falco/daemonsets/"):
+            return 200, {
+                "metadata": {"generation": 1},
+                "status": {
+                    "observedGeneration": 1,
+                    "desiredNumberScheduled": 2,
+                    "numberReady": 2,
+                    "updatedNumberScheduled": 2,
+                },
+            }
+        return 200, {}
+
+    def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        argv: Sequence[str],
+        *,
+        user: str | None = None,
+        groups: Sequence[str] = (),
+        user_agent: str | None = None,
+        timeout: float = 60,
+    ) -> ExecResult:
+        self.execs.append(
+            ExecCall(namespace, pod, container, list(argv), user, list(groups), user_agent)
+        )
+        if user_agent and self.on_request is not None:
+            uri = f"/api/v1/namespaces/{namespace}/pods/{pod}/exec"
+            self.on_request("GET", uri, user, list(groups), user_agent)
+        return self.exec_results.get((pod, *argv), OK)
+
+    def logs(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        container: str | None = None,
+        since: datetime | None = None,
+    ) -> str:
+        return self.logs_.get(pod, "")
+
+
+def running_pod(
+    namespace: str, name: str, node: str, containers: Sequence[str], cid: str = "abc"
+) -> PodInfo:
+    return PodInfo(
+        namespace,
+        name,
+        node,
+        "Running",
+        [
+            ContainerInfo(c, "running", container_id=f"containerd://{cid}{i}")
+            for i, c in enumerate(containers)
+        ],
+    )
