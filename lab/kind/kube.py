@@ -71,7 +71,7 @@ STUCK_REASONS = frozenset(
 )
 
 # Exec stream channels (k8s.io/apimachinery remotecommand, v4/v5 protocols).
-_STDOUT, _STDERR, _ERROR, _CLOSE = 1, 2, 3, 255
+_STDIN, _STDOUT, _STDERR, _ERROR, _CLOSE = 0, 1, 2, 3, 255
 _EXEC_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
 MAX_EXEC_OUTPUT = 4 << 20
 MAX_LOG_BYTES = 8 << 20
@@ -166,6 +166,16 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
         phase=status.get("phase", "") or "Unknown",
         containers=containers,
     )
+
+
+def _send_stdin(ws: Any, data: bytes) -> None:
+    """Write stdin on channel 0; on v5 also close it, so a command reading to EOF ends."""
+    import websocket
+
+    if data:
+        ws.send(bytes([_STDIN]) + data, opcode=websocket.ABNF.OPCODE_BINARY)
+    if ws.getsubprotocol() == "v5.channel.k8s.io":
+        ws.send(bytes([_CLOSE, _STDIN]), opcode=websocket.ABNF.OPCODE_BINARY)
 
 
 def exec_exit_status(text: str) -> tuple[int, str]:
@@ -627,18 +637,25 @@ class Kube:
         groups: Sequence[str] = (),
         user_agent: str | None = None,
         timeout: float = 60,
+        stdin: bytes | None = None,
+        tty: bool = False,
     ) -> ExecResult:
-        """Run ``argv`` in a container through the API's exec stream (no TTY, no stdin);
-        the exit code comes from the stream's status channel."""
+        """Run ``argv`` in a container through the API's exec stream; the exit code
+        comes from the stream's status channel.
+
+        ``stdin`` is sent once the stream is open (then closed, on the v5 protocol);
+        ``tty`` asks for a terminal as `kubectl exec -it` does — with it the runtime
+        merges stderr into stdout, so stderr is not asked for.
+        """
         import websocket
 
         if not argv:
             raise LabError("exec needs a command")
-        query = [("command", a) for a in argv] + [
-            ("container", container),
-            ("stdout", "true"),
-            ("stderr", "true"),
-        ]
+        query = [("command", a) for a in argv] + [("container", container)]
+        if stdin is not None:
+            query.append(("stdin", "true"))
+        query.append(("stdout", "true"))
+        query.append(("tty", "true") if tty else ("stderr", "true"))
         parts = urlsplit(self.server)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}/exec"
@@ -671,6 +688,8 @@ class Kube:
                 raise LabError(
                     f"exec in {where}: cannot reach the API server at {self.server}: {err}"
                 ) from None
+            if stdin is not None:
+                _send_stdin(ws, stdin)
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -159,6 +159,8 @@ class ExecCall:
     user: str | None
     groups: list[str]
     user_agent: str | None
+    stdin: bytes | None = None
+    tty: bool = False
 
 
 @dataclass
@@ -243,9 +245,13 @@ class FakeKube:
         groups: Sequence[str] = (),
         user_agent: str | None = None,
         timeout: float = 60,
+        stdin: bytes | None = None,
+        tty: bool = False,
     ) -> ExecResult:
         self.execs.append(
-            ExecCall(namespace, pod, container, list(argv), user, list(groups), user_agent)
+            ExecCall(
+                namespace, pod, container, list(argv), user, list(groups), user_agent, stdin, tty
+            )
         )
         if user_agent and self.on_request is not None:
             uri = f"/api/v1/namespaces/{namespace}/pods/{pod}/exec"

@@ -631,3 +631,22 @@ def test_an_earlier_reload_failure_counts_only_without_a_better_verdict(
     assert any("hot reload" in n for n in worker.notes) is noted
     if not running:
         assert worker.error and "Falco's hot reload failed" in worker.error
+
+
+def test_an_interactive_exec_step_gets_a_terminal_and_leaves_the_shell() -> None:
+    # falco-shell-alert's `kubectl exec -it ... -- sh`: without a terminal, Falco's
+    # proc.tty is 0 and "Terminal shell in container"-style rules never fire.
+    from lab.backends.kind.steps import INTERACTIVE_INPUT, run_exec
+
+    sc = scenario("falco-shell-alert")
+    kube = FakeKube()
+    pod = ("payments", "payments-api-7d9c6b5f48-lx2vq")
+    kube.pods_[pod] = running_pod(*pod, "cks-lab-worker", ["api"])
+    steps = {s.id: s for s in sc.model.attack}
+    clock = FakeClock(T0, [at("10:00:01"), at("10:00:02"), at("10:00:03"), at("10:00:04")])
+    for sid in ("interactive-shell", "scripted-shell"):
+        run = run_exec(kube, sc.model, steps[sid], "r1", clock, lambda n: "worker")
+        assert run.error is None
+    tty, plain = kube.execs
+    assert (tty.argv, tty.tty, tty.stdin) == (["sh"], True, INTERACTIVE_INPUT)
+    assert (plain.tty, plain.stdin) == (False, None)

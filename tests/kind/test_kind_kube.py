@@ -121,6 +121,7 @@ class FakeApi:
     vanish_after: dict[str, int] = field(default_factory=dict)
     logs: str = ""
     exec_frames: list[tuple[int, bytes]] = field(default_factory=list)
+    stdin_seen: list[bytes] = field(default_factory=list)  # client frames, when it sent stdin
     exec_refuse: tuple[int, Any] | None = None
     exec_hold: float = 0.0  # seconds the command "runs" before the stream ends
 
@@ -170,6 +171,19 @@ class FakeApi:
         if method == "DELETE" and path in self.objects:
             return 200, self.objects.pop(path)
         return 404, _status(404, "NotFound", f"{path} not found")
+
+
+def _read_client_frame(rfile: Any) -> bytes:
+    """One masked client frame's payload (RFC 6455 5.2), as the API server reads stdin."""
+    head = rfile.read(2)
+    length = head[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", rfile.read(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", rfile.read(8))[0]
+    mask = rfile.read(4)
+    data = rfile.read(length)
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:
@@ -223,6 +237,9 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
             self.send_header("Sec-WebSocket-Accept", accept)
             self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
             self.end_headers()
+            self.wfile.flush()
+            if parse_qs(urlsplit(self.path).query).get("stdin") == ["true"]:
+                api.stdin_seen.append(_read_client_frame(self.rfile))
             for channel, payload in api.exec_frames:
                 self.wfile.write(_frame(0x2, bytes([channel]) + payload))
             self.wfile.flush()
@@ -866,6 +883,19 @@ def test_exec_streams_output_and_the_exit_code_as_another_user(
     assert seen.headers["User-Agent"] == "cks-lab/r1/s3"
     assert seen.headers["Authorization"] == "Bearer lab-token"
     assert "v4.channel.k8s.io" in seen.headers["Sec-WebSocket-Protocol"]
+
+
+def test_exec_with_a_terminal_sends_stdin_and_asks_for_no_separate_stderr(
+    kube: Kube, api: tuple[FakeApi, int]
+) -> None:
+    fake, _ = api
+    fake.exec_frames = [(1, b"# exit\r\n"), (3, json.dumps({"status": "Success"}).encode())]
+    result = kube.exec("payments", "api", "api", ["sh"], stdin=b"exit\n", tty=True)
+    assert (result.code, result.stdout) == (0, "# exit\r\n")
+    seen = fake.seen[-1]
+    assert seen.query["stdin"] == ["true"] and seen.query["tty"] == ["true"]
+    assert "stderr" not in seen.query  # a terminal merges it into stdout
+    assert fake.stdin_seen == [b"\x00exit\n"]  # channel 0, then the bytes
 
 
 def test_exec_a_refused_command_reports_the_runtimes_message(

@@ -29,6 +29,7 @@ Clock = Callable[[], datetime]
 # The label a ReplicaSet adds to its pods; the scenario's copy is from another run.
 GENERATED_LABELS = ("pod-template-hash", "controller-revision-hash")
 EXEC_TIMEOUT = 60.0
+INTERACTIVE_INPUT = b"exit\n"  # what the attacker types into an interactive shell
 
 
 # --- nodes -------------------------------------------------------------------------
@@ -185,6 +186,9 @@ def run_exec(
             groups=list(ex.groups),
             user_agent=user_agent(run_id, step.id),
             timeout=EXEC_TIMEOUT,
+            # `kubectl exec -it POD -- sh`: a terminal, and the attacker leaves at once
+            stdin=INTERACTIVE_INPUT if ex.tty else None,
+            tty=ex.tty,
         )
     except LabError as e:
         run.error = e.message
