@@ -21,6 +21,8 @@ from lab.kind.nodes import ExecResult, NodeFileError
 
 SAMPLES = Path(__file__).parents[1] / "kind" / "samples"
 
+UNREACHABLE = ("/sys/", "/proc/", "/dev/", "/tmp/", "/run/")  # kind node mounts
+
 
 def sample(name: str) -> str:
     """A sample of tests/kind/samples without its '# ' header."""
@@ -84,6 +86,8 @@ class FakeNodes:
 
     def read_file(self, node: str, path: str, limit: int = 1 << 20) -> bytes:
         tree = self._node(node)
+        if path.startswith(UNREACHABLE):  # as LabNodes: docker's file copy cannot see these
+            raise NodeFileError("is on a mount docker cannot copy from", reason="unreachable", path=path)
         if path not in tree:
             raise NodeFileError(f"{path}: no such file", reason="missing", path=path)
         return tree[path][: limit + 1]
@@ -109,6 +113,11 @@ class FakeNodes:
         if tuple(argv) in self.canned:
             return self.canned[tuple(argv)]
         cmd = argv[0]
+        if cmd == "head" and argv[1] == "-c":
+            path = argv[-1]
+            if path not in tree:
+                return ExecResult(1, "", f"head: cannot open '{path}' for reading\n")
+            return ExecResult(0, tree[path][: int(argv[2])].decode(), "")
         if cmd == "stat":
             path = argv[-1]
             if path in tree:

@@ -69,8 +69,13 @@ def read_text(nodes: LabNodes, node: str, path: str, limit: int = 1 << 20) -> st
 
     try:
         return nodes.read_file(node, path, limit).decode("utf-8", errors="replace")
-    except NodeFileError:
-        return None
+    except NodeFileError as err:
+        if err.reason != "unreachable":
+            return None
+    # /sys, /proc and kind's tmpfs mounts are out of docker's file copy: the
+    # kernel's files (the AppArmor profiles list) are read by a command instead.
+    r = nodes.exec(node, ["head", "-c", str(limit), "--", path])
+    return r.stdout if r.code == 0 else None
 
 
 # --- pods ----------------------------------------------------------------------------
