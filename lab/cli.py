@@ -14,6 +14,7 @@ from lab import __version__
 from lab.cli_apparmor import apparmor
 from lab.cli_audit import audit
 from lab.cli_author import new_scenario
+from lab.cli_cluster import cluster_lines, cluster_options, cluster_status, down, up
 from lab.cli_doctor import doctor
 from lab.cli_exam import exam
 from lab.cli_falco import falco
@@ -166,13 +167,17 @@ def hint(task: str | None, workspace: Path | None, yes: bool) -> None:
 
 @main.command()
 @WS
+@cluster_options
 @lab_errors
-def status(workspace: Path | None) -> None:
-    """Where you are: scenario, workspace, attempts, hints taken."""
+def status(workspace: Path | None, cluster_only: bool, as_json: bool) -> None:
+    """Where you are: scenario, workspace, attempts, hints taken; the lab's kind cluster."""
     from lab import service
     from lab.present import status_text
 
+    if cluster_only or as_json:
+        return cluster_status(as_json)
     click.echo(status_text(service.status(service.open_scenario(_catalog(), workspace))))
+    cluster_lines()
 
 
 @main.command()
@@ -293,3 +298,5 @@ scenario.add_command(new_scenario)
 main.add_command(workshop)
 main.add_command(exam)
 main.add_command(doctor)
+main.add_command(up)
+main.add_command(down)

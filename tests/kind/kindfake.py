@@ -1,0 +1,127 @@
+"""A fake `Runner` that plays kind and docker for lab.kind.cluster, from real output samples.
+
+It keeps the little state the real tools would (which clusters exist, their node
+containers) and replays tests/kind/samples/kind-create-*.txt line by line through
+`on_line`, as the real runner streams kind's stderr.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lab.kind.runner import CommandNotFound, CommandResult
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def sample(name: str) -> str:
+    """A sample without its '# ' header (what produced it), as the tool printed it."""
+    lines = (SAMPLES / name).read_text(encoding="utf-8").splitlines(keepends=True)
+    while lines and lines[0].startswith("# "):
+        lines.pop(0)
+    return "".join(lines)
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- cluster: {{certificate-authority-data: AAAA, server: 'https://127.0.0.1:39753'}}
+  name: kind-{name}
+contexts:
+- context: {{cluster: kind-{name}, user: kind-{name}}}
+  name: kind-{name}
+current-context: kind-{name}
+users:
+- name: kind-{name}
+  user: {{client-certificate-data: BBBB, client-key-data: CCCC}}
+"""
+
+
+def ps_rows(name: str, worker: str = "running") -> str:
+    """docker ps JSON lines for `name`'s two nodes, from the real-format sample."""
+    text = sample("kind-docker-ps-running.txt").replace("cks-lab", name)
+    if worker != "running":
+        rows = text.splitlines()
+        rows[0] = (
+            rows[0]
+            .replace('"State":"running"', f'"State":"{worker}"')
+            .replace('"Status":"Up 12 minutes"', '"Status":"Exited (137) 3 minutes ago"')
+        )
+        text = "\n".join(rows) + "\n"
+    return text
+
+
+class FakeKind:
+    def __init__(self, create_sample: str = "kind-create-success.txt") -> None:
+        self.calls: list[list[str]] = []
+        self.clusters: dict[str, str] = {}  # name -> worker container state
+        self.create_sample = create_sample
+        self.create_code = 0 if "success" in create_sample else 1
+        self.cancel_after: int | None = None  # set the cancel event after this many lines
+        self.missing: set[str] = set()
+        self.on_create: Callable[[], None] | None = None
+
+    def commands(self, *prefix: str) -> list[list[str]]:
+        return [c for c in self.calls if c[: len(prefix)] == list(prefix)]
+
+    def _flag(self, argv: Sequence[str], flag: str) -> str:
+        return argv[list(argv).index(flag) + 1]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        on_line: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CommandResult:
+        argv = list(argv)
+        self.calls.append(argv)
+        if argv[0] in self.missing:
+            raise CommandNotFound(argv[0])
+        if argv[:3] == ["kind", "get", "clusters"]:
+            if not self.clusters:
+                return CommandResult(0, "", "No kind clusters found.\n")
+            return CommandResult(0, "".join(f"{n}\n" for n in sorted(self.clusters)), "")
+        if argv[:2] == ["docker", "ps"]:
+            name = argv[argv.index("--filter") + 1].rpartition("=")[2]
+            if name not in self.clusters:
+                return CommandResult(0, "", "")
+            return CommandResult(0, ps_rows(name, self.clusters[name]), "")
+        if argv[:3] == ["kind", "delete", "cluster"]:
+            name = self._flag(argv, "--name")
+            self.clusters.pop(name, None)
+            return CommandResult(0, "", f'Deleting cluster "{name}" ...\n')
+        if argv[:3] == ["kind", "create", "cluster"]:
+            return self._create(argv, on_line, cancel)
+        raise AssertionError(f"unexpected command {argv}")
+
+    def _create(
+        self,
+        argv: list[str],
+        on_line: Callable[[str], None] | None,
+        cancel: threading.Event | None,
+    ) -> CommandResult:
+        name = self._flag(argv, "--name")
+        if name in self.clusters:
+            text = sample("kind-create-exists.txt")
+            return CommandResult(1, "", text)
+        seen: list[str] = []
+        for i, line in enumerate(sample(self.create_sample).splitlines(keepends=True)):
+            if self.cancel_after is not None and i == self.cancel_after and cancel is not None:
+                cancel.set()  # as the TUI's cancel button or Ctrl-C would
+            if cancel is not None and cancel.is_set():
+                # kind killed half-way: its node containers exist, not yet a cluster
+                self.clusters[name] = "running"
+                return CommandResult(-15, "", "".join(seen), cancelled=True)
+            seen.append(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+        if self.create_code == 0:
+            Path(self._flag(argv, "--kubeconfig")).write_text(KUBECONFIG.format(name=name))
+            self.clusters[name] = "running"
+        if self.on_create is not None:
+            self.on_create()
+        return CommandResult(self.create_code, "", "".join(seen))

@@ -1,0 +1,192 @@
+"""`cks-lab up` / `down` / `status` through click, with kind and docker played by the fake
+runner (kindfake.py) that replays real kind output: what the learner reads, exit codes."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from kindfake import FakeKind
+from test_kind_availability import checks
+
+from lab import cli_cluster, service
+from lab.cli import main
+from lab.errors import LabError
+from lab.kind import cluster
+from lab.kind.kind_cli import NODE_IMAGE
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeKind:
+    kind = FakeKind()
+    monkeypatch.setattr(cli_cluster, "make_runner", lambda: kind)
+    return kind
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_up_prints_progress_to_stderr_and_the_status_to_stdout(fake: FakeKind) -> None:
+    code, out, err = run("up")
+    assert code == 0, err
+    progress = err.splitlines()
+    assert progress[0] == '[0/8] Creating cluster "cks-lab"'
+    assert "[0/8] Ensuring node image (kindest/node:v1.36.1)" in progress
+    assert "[1/8] Ensuring node image (kindest/node:v1.36.1) ✓" in progress
+    assert "[4/8] Installing CNI" in progress
+    assert "[8/8] Waiting ≤ 2m0s for control-plane = Ready ✓" in progress
+    assert "… Ready after 17s" in progress
+    assert progress[-1] == "… Kind cluster cks-lab is ready"
+    h = cluster.cluster_handle()
+    lines = out.splitlines()
+    assert lines[0].startswith("cluster cks-lab: ready (created 20")
+    assert lines[1] == "  node cks-lab-control-plane (control-plane): running, Up 12 minutes"
+    assert lines[2] == "  node cks-lab-worker (worker): running, Up 12 minutes"
+    assert lines[3] == f"  kubeconfig {h.kubeconfig}"
+    (create,) = fake.commands("kind", "create", "cluster")
+    assert create[create.index("--image") + 1] == NODE_IMAGE
+    assert create[create.index("--kubeconfig") + 1] == str(h.kubeconfig)
+
+
+def test_up_again_reuses(fake: FakeKind) -> None:
+    assert run("up")[0] == 0
+    code, out, err = run("up")
+    assert code == 0
+    assert err == "… Reusing kind cluster cks-lab: its 2 nodes are running\n"
+    assert out.startswith("cluster cks-lab: ready")
+    assert len(fake.commands("kind", "create")) == 1
+
+
+def test_up_failure_shows_kinds_lines_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    kind = FakeKind("kind-create-failure.txt")
+    monkeypatch.setattr(cli_cluster, "make_runner", lambda: kind)
+    code, out, err = run("up")
+    assert code == 2 and out == ""
+    assert "[3/8] Starting control-plane failed" in err
+    assert "  kind: ✗ Starting control-plane 🕹️" in err
+    assert "  kind: ERROR: failed to create cluster: failed to init node with kubeadm" in err
+    last = err.splitlines()[-1]
+    assert last.startswith(
+        "cks-lab: error: kind could not create cluster 'cks-lab': failed to init node with kubeadm"
+    )
+
+
+def test_up_with_another_config_needs_recreate(fake: FakeKind) -> None:
+    assert run("up")[0] == 0
+    code, _, err = run("up", "--config", "audit-enabled.yaml")
+    assert code == 2
+    assert "was created from another kind config" in err and "cks-lab up --recreate" in err
+    assert not fake.commands("kind", "delete")
+    code, out, err = run("up", "--config", "audit-enabled.yaml", "--recreate")
+    assert code == 0, err
+    assert "… Deleting kind cluster cks-lab" in err.splitlines()
+    assert out.startswith("cluster cks-lab: ready")
+
+
+def test_up_refuses_unknown_configs_and_names(fake: FakeKind) -> None:
+    code, _, err = run("up", "--config", "nope.yaml")
+    assert code == 2
+    assert "no kind config 'nope.yaml'; bundled ones: audit-enabled.yaml, audit.yaml" in err
+    code, _, err = run("up", "--name", "production")
+    assert code == 2 and "is not a lab cluster name" in err
+    assert fake.calls == []
+
+
+class Started(list[dict[str, Any]]):
+    """service.start as `up --scenario` calls it (the briefing is `cks-lab start`'s business)."""
+
+    def __call__(self, catalog: Any, scenario_id: str, workspace: Path | None, **kw: Any) -> Any:
+        self.append({"id": scenario_id, "workspace": workspace, **kw})
+        raise LabError("stop here")
+
+
+def test_up_scenario_starts_it_on_the_kind_backend(
+    fake: FakeKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = Started()
+    monkeypatch.setattr(service, "start", started)
+    monkeypatch.setattr(cli_cluster, "host_checks", lambda: checks())
+    code, _, err = run("up", "--name", "cks-lab-two", "--scenario", "audit-enable-logging")
+    assert code == 2 and "stop here" in err
+    assert len(fake.commands("kind", "create")) == 1  # the cluster first
+    (call,) = started
+    assert call["id"] == "audit-enable-logging" and call["workspace"] is None
+    assert (call["backend"], call["cluster"]) == ("kind", "cks-lab-two")
+
+
+def test_up_scenario_the_host_cannot_serve_goes_to_sim_with_the_reason(
+    fake: FakeKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = Started()
+    monkeypatch.setattr(service, "start", started)
+    monkeypatch.setattr(cli_cluster, "host_checks", lambda: checks(apparmor=None))
+    code, _, err = run("up", "--scenario", "apparmor-deny-write")
+    assert code == 2
+    assert (started[0]["backend"], started[0]["cluster"]) == ("sim", None)
+    assert (
+        "cks-lab: apparmor-deny-write: offered on the sim backend: AppArmor scenarios need "
+        "AppArmor enabled on the host"
+    ) in err
+
+
+def test_down_deletes_the_cluster_and_its_folder(fake: FakeKind) -> None:
+    assert run("up")[0] == 0
+    h = cluster.cluster_handle()
+    code, out, err = run("down", "--yes")
+    assert code == 0, err
+    assert out == f"Kind cluster cks-lab is gone (and its folder {h.dir}).\n"
+    assert err == "… Deleting kind cluster cks-lab\n"
+    (delete,) = fake.commands("kind", "delete")
+    assert delete[-2:] == ["--kubeconfig", str(h.kubeconfig)]
+    assert not h.dir.exists() and not fake.clusters
+
+
+def test_status_cluster_json(fake: FakeKind) -> None:
+    code, out, _ = run("status", "--cluster", "--json")
+    assert code == 0
+    (absent,) = json.loads(out)["clusters"]
+    assert (absent["name"], absent["phase"], absent["nodes"]) == ("cks-lab", "absent", [])
+    run("up", "--name", "cks-lab-b")
+    code, out, _ = run("status", "--json")
+    (st,) = json.loads(out)["clusters"]  # the clusters the lab made
+    assert (st["name"], st["phase"], st["ready"]) == ("cks-lab-b", "ready", True)
+    assert [n["role"] for n in st["nodes"]] == ["control-plane", "worker"]
+    code, out, _ = run("status", "--cluster")
+    assert out.splitlines()[0].startswith("cluster cks-lab-b: ready")
+
+
+def test_status_appends_cluster_lines_only_when_the_lab_has_a_cluster(fake: FakeKind) -> None:
+    assert run("start", "audit-enable-logging")[0] == 0
+    code, out, _ = run("status")
+    assert code == 0 and "audit-enable-logging" in out
+    assert "cluster" not in out
+    assert fake.calls == [], "no kind cluster: status runs neither kind nor docker"
+    fake.cancel_after = 3
+    code, _, err = run("up")  # cancelled: the fake sets the cancel event mid-create
+    assert code == 130 and "cks-lab: cancelled while creating kind cluster 'cks-lab'" in err
+    code, out, _ = run("status")
+    assert code == 0
+    assert "\ncluster cks-lab: creating\n" in out
+    assert "note: a `cks-lab up` was interrupted while creating it" in out
+
+
+def test_ctrl_c_cancels_the_work_and_waits_for_it_to_stop() -> None:
+    stopped: list[str] = []
+
+    def work(cancel: threading.Event) -> None:
+        threading.Timer(0.2, _thread.interrupt_main).start()  # Ctrl-C in the main thread
+        assert cancel.wait(10), "Ctrl-C sets the cancel event"
+        stopped.append("kind killed")
+        raise cluster.ClusterCancelled("cancelled while creating kind cluster 'cks-lab'")
+
+    with pytest.raises(cluster.ClusterCancelled):
+        cli_cluster._cancellable(work)
+    assert stopped == ["kind killed"]
+    assert cli_cluster._cancellable(lambda cancel: 42) == 42
