@@ -36,6 +36,7 @@ from lab.workspace import (
 
 if TYPE_CHECKING:
     from lab.backends.base import Backend
+    from lab.backends.kind import KindBackend
     from lab.backends.sim.apparmor_cmds import ExecResult
     from lab.changes import Change
     from lab.learner_diff import FileDiff
@@ -43,21 +44,37 @@ if TYPE_CHECKING:
     from lab.scenarios.model import Hint, Task
     from lab.shell import ShellCommand
 
-BACKENDS = ("sim",)
+BACKENDS = ("sim", "kind")
+DEFAULT_CLUSTER = "cks-lab"
 
 
-def backend_for(name: str = "sim") -> Backend:
-    from lab.backends.sim import SimBackend  # the engines load when a backend is used
+def backend_for(name: str = "sim", cluster: str | None = None) -> Backend:
+    """A backend by name; the kind backend talks to the lab cluster `cluster`."""
+    if name == "kind":
+        from lab.backends.kind import KindBackend  # docker and kubernetes load only here
+        from lab.kind.cluster import cluster_handle
 
+        return KindBackend(cluster_handle(cluster or DEFAULT_CLUSTER))
     if name != "sim":
         raise LabError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})")
+    from lab.backends.sim import SimBackend  # the engines load when a backend is used
+
     return SimBackend()
+
+
+def workspace_backend(ws: Workspace) -> Backend:
+    """The backend a workspace was started on (and, for kind, its cluster)."""
+    state = ws.state()
+    cluster = state.get("cluster")
+    return backend_for(str(state.get("backend", "sim")), str(cluster) if cluster else None)
 
 
 # --- where workspaces live -----------------------------------------------------
 
 
-def default_workspace(scenario_id: str) -> Path:
+def default_workspace(scenario_id: str, backend: str = "sim", cluster: str | None = None) -> Path:
+    if backend == "kind":  # one per cluster: its nodes hold the learner's files, not the folder
+        return data_dir() / "workspaces-kind" / (cluster or DEFAULT_CLUSTER) / scenario_id
     return data_dir() / "workspaces" / scenario_id
 
 
@@ -143,14 +160,17 @@ def start(
     *,
     fresh: bool = False,
     backend: str = "sim",
+    cluster: str | None = None,
     progress: Progress = no_progress,
 ) -> tuple[Opened, bool]:
     """Start (or resume) a scenario; returns the workspace and whether it was created.
 
     `scenario_id` is a catalog id, or an author's folder when it has a "/".
+    On the kind backend the cluster holds one scenario at a time: resuming a
+    scenario that another one has replaced on the cluster prepares it again.
     """
     sc = scenario_by_ref(catalog, scenario_id)
-    root = workspace or default_workspace(sc.id)
+    root = workspace or default_workspace(sc.id, backend, cluster)
     if is_workspace(root):
         ws = open_workspace(root)
         if ws.scenario_id != sc.id:
@@ -158,15 +178,33 @@ def start(
                 f"this workspace belongs to scenario {ws.scenario_id!r}, not {sc.id!r}",
                 file=str(root),
             )
-        if fresh or not ws.state().get("prepared", True):
+        used = str(ws.state().get("backend", "sim"))
+        if used != backend:
+            raise LabError(
+                f"this workspace runs on the {used} backend, not {backend}; "
+                "give another --workspace to start it there",
+                file=str(root),
+            )
+        if fresh or not ws.state().get("prepared", True) or not _on_cluster(ws):
             reset(Opened(ws, sc), progress)  # also finishes an interrupted start or reset
         set_current(ws)
         return Opened(ws, sc), False
     ws = create_workspace(root, sc, backend)
-    backend_for(backend).prepare(sc, ws, progress)
+    if backend == "kind":
+        ws.update_state(cluster=cluster or DEFAULT_CLUSTER)
+    workspace_backend(ws).prepare(sc, ws, progress)
     ws.update_state(prepared=True)
     set_current(ws)
     return Opened(ws, sc), True
+
+
+def _on_cluster(ws: Workspace) -> bool:
+    """Whether the workspace's scenario is the one its kind cluster holds (sim: always)."""
+    if ws.state().get("backend", "sim") != "kind":
+        return True
+    backend = workspace_backend(ws)
+    holds = getattr(backend, "holds", None)  # KindBackend.holds(ws): the cluster's record
+    return bool(holds(ws)) if holds else False
 
 
 def open_scenario(catalog: Catalog, workspace: Path | None = None) -> Opened:
@@ -246,7 +284,7 @@ def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
             "(your files are backed up first)",
             file=str(op.ws.root),
         )
-    backend = backend_for(str(op.ws.state().get("backend", "sim")))
+    backend = workspace_backend(op.ws)
     evidence = backend.run_attack(op.sc, op.ws, progress)
     from lab.grading.grader import grade
 
@@ -277,8 +315,7 @@ def _record_progress(op: Opened, result: ScenarioResult, backend: str) -> None:
         )
     except Exception as e:
         progress_store.warn(
-            f"the check was not recorded in your progress ({type(e).__name__}: {e}; "
-            "this is a bug)"
+            f"the check was not recorded in your progress ({type(e).__name__}: {e}; this is a bug)"
         )
 
 
@@ -368,9 +405,13 @@ def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False
 def _write_solutions(ws: Workspace, sc: LoadedScenario, tasks: list[Task]) -> None:
     from lab.scenarios.effects import command_words
 
+    kind = _kind_backend(ws)
     for t in tasks:
         for f in t.solution.files:
-            ws.write_node_file(sc, f)
+            if kind is not None:
+                kind.write_node_file(sc, f)  # onto the node, where the learner works on kind
+            else:
+                ws.write_node_file(sc, f)
     for t in tasks:
         for c in t.solution.node_exec:
             res = node_exec(Opened(ws, sc), c.node, command_words(c.command))
@@ -384,10 +425,23 @@ def _write_solutions(ws: Workspace, sc: LoadedScenario, tasks: list[Task]) -> No
 
 def node_exec(op: Opened, node: str, argv: list[str]) -> ExecResult:
     """`cks-lab node exec NODE -- COMMAND` (apparmor_parser, aa-status) on a sim node."""
+    op.ws.guard()
+    kind = _kind_backend(op.ws)
+    if kind is not None:
+        from lab.exam.guard import refuse_after_deadline
+
+        refuse_after_deadline(op.ws, "node exec")
+        return kind.node_exec(op.sc, node, argv)  # type: ignore[return-value]
     from lab.nodeexec import node_exec as run  # the AppArmor engine, only when needed
 
-    op.ws.guard()
     return run(op.ws, op.sc, node, argv)
+
+
+def _kind_backend(ws: Workspace) -> KindBackend | None:
+    """The workspace's KindBackend, or None on the sim (whose nodes are its folders)."""
+    if ws.state().get("backend", "sim") != "kind":
+        return None
+    return workspace_backend(ws)  # type: ignore[return-value]
 
 
 # --- a shell on a node, your files against the solution, what changed -----------
@@ -419,6 +473,11 @@ def learner_diff(op: Opened, task_id: str | None = None) -> list[FileDiff]:
     from lab.learner_diff import learner_diff as compare
 
     _refuse_during_exam(op, "diff")
+    if _kind_backend(op.ws) is not None:
+        raise LabError(
+            "cks-lab diff compares the sim backend's node folders; on kind your files are on "
+            "the nodes: `cks-lab solution` shows the reference to compare with"
+        )
     tasks = [_task(op, task_id)] if task_id else list(op.sc.model.tasks)
     op.ws.guard()
     roots = {n.name: op.ws.node_root(n.name) for n in op.sc.model.cluster.nodes}
@@ -448,12 +507,13 @@ def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
     """Back up the learner's node trees, then restore the scenario's starting state."""
     backup = op.ws.backup("before-reset")
     op.ws.update_state(prepared=False)
-    backend_for(str(op.ws.state().get("backend", "sim"))).prepare(op.sc, op.ws, progress)
+    workspace_backend(op.ws).prepare(op.sc, op.ws, progress)
     op.ws.update_state(prepared=True, last_reset=now_iso())
     return backup
 
 
 # --- progress: where the learner stands (the catalog's status, the results) ------
+
 
 @dataclass
 class CatalogEntry:

@@ -103,15 +103,12 @@ def shell_command(
 
     refuse_after_deadline(op.ws, "shell")  # an exam item's time is up: no more work on it
     backend = str(op.ws.state().get("backend", "sim"))
-    if backend != "sim":
-        raise LabError(
-            f"a shell on a node of a {backend!r} workspace: the kind backend is not available yet",
-            file=str(op.ws.root),
-        )
     nodes = [n.name for n in op.sc.model.cluster.nodes]
     node = node or default_node(op)
     if node not in nodes:
         raise LabError(f"no node {node!r} in scenario {op.sc.id!r} (its nodes: {', '.join(nodes)})")
+    if backend == "kind":
+        return _kind_shell(op, node, base_env)
     op.ws.guard()  # a symlinked node root would put the shell outside the workspace
     op.ws.node_root(node).mkdir(parents=True, exist_ok=True)  # a node with no files yet
     root = Path(os.path.realpath(op.ws.node_root(node)))
@@ -144,6 +141,18 @@ def shell_command(
         env["ENV"] = str(rc)  # what an interactive POSIX sh runs first
         argv = [shutil.which("sh", path=env.get("PATH", os.defpath)) or "/bin/sh", "-i"]
     return ShellCommand(argv, root, env, f"cd {shlex.quote(str(root))}")
+
+
+def _kind_shell(op: Opened, node: str, base_env: Mapping[str, str] | None) -> ShellCommand:
+    """On kind the node is a real container: `docker exec -it NODE bash`, as the
+    exam's `ssh NODE`. `cks-lab check` runs outside it, on the host."""
+    from lab import service
+
+    backend = service.workspace_backend(op.ws)
+    argv = backend.shell_argv(op.sc, node)  # type: ignore[attr-defined]
+    env = dict(os.environ if base_env is None else base_env)
+    env["CKS_LAB_WORKSPACE"] = str(op.ws.root.resolve())
+    return ShellCommand(argv, op.ws.root, env, shlex.join(argv))
 
 
 def _check_command(op: Opened, ws_root: Path) -> str:

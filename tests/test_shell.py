@@ -80,11 +80,13 @@ def test_an_unknown_node_is_an_error_naming_the_nodes(tmp_path: Path) -> None:
         shell_command(op, "cp", base_env=env())
 
 
-def test_a_workspace_of_another_backend_has_no_shell_yet(tmp_path: Path) -> None:
+def test_a_kind_workspace_without_its_cluster_says_so(tmp_path: Path) -> None:
     op = started(tmp_path)
-    op.ws.update_state(backend="kind")
-    with pytest.raises(LabError, match="the kind backend is not available yet"):
+    op.ws.update_state(backend="kind", cluster="cks-lab-nonesuch")
+    with pytest.raises(LabError) as err:
         shell_command(op, base_env=env())
+    # no node container of that cluster (or no docker at all): never another container
+    assert "cks-lab-nonesuch" in str(err.value) or "docker" in str(err.value).lower()
 
 
 @needs_bash

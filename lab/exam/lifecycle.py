@@ -254,7 +254,7 @@ def replay(
     i = exam.current if index is None else _index(exam, index)
     op = item_scenario(catalog, exam, i)
     op.ws.guard()  # nothing is written through a symlinked node root or .lab folder
-    service.backend_for(str(op.ws.state().get("backend", "sim"))).run_attack(
+    service.workspace_backend(op.ws).run_attack(
         op.sc, op.ws, progress
     )
     logs = op.ws.lab_dir / "logs"

@@ -87,7 +87,9 @@ class FakeNodes:
     def read_file(self, node: str, path: str, limit: int = 1 << 20) -> bytes:
         tree = self._node(node)
         if path.startswith(UNREACHABLE):  # as LabNodes: docker's file copy cannot see these
-            raise NodeFileError("is on a mount docker cannot copy from", reason="unreachable", path=path)
+            raise NodeFileError(
+                "is on a mount docker cannot copy from", reason="unreachable", path=path
+            )
         if path not in tree:
             raise NodeFileError(f"{path}: no such file", reason="missing", path=path)
         return tree[path][: limit + 1]
@@ -154,6 +156,10 @@ class FakeNodes:
                 return ExecResult(1, "", self.aa_broken[path])
             return OK
         return OK
+
+    def shell_argv(self, node: str) -> list[str]:
+        self._node(node)
+        return ["docker", "exec", "-it", f"cks-lab-{node}", "bash"]
 
     def commands(self, node: str | None = None) -> list[list[str]]:
         return [argv for n, argv in self.calls if node is None or n == node]

@@ -433,11 +433,9 @@ def test_apparmor_outcomes_come_from_the_commands_results(tmp_path: Path) -> Non
                 p,
                 "sh",
                 "-c",
-                "echo ssh-ed25519 AAAA >> /root/.ssh/authorized_keys; echo '#!/bin/sh' "
-                "> /usr/local/bin/kworker",
-            ): ExecResult(
-                2, "", "sh: can't create /root/.ssh/authorized_keys: Permission denied\n"
-            ),
+                "mkdir -p /root/.ssh /usr/local/bin && echo ssh-ed25519 AAAA >> "
+                "/root/.ssh/authorized_keys && echo '#!/bin/sh' > /usr/local/bin/kworker",
+            ): ExecResult(1, "", "mkdir: can't create directory '/root/.ssh': Permission denied\n"),
         }
     )
     ev = apparmor_backend(tmp_path, nodes, kube).run_attack(sc, workspace(tmp_path, sc))
@@ -650,3 +648,27 @@ def test_an_interactive_exec_step_gets_a_terminal_and_leaves_the_shell() -> None
     tty, plain = kube.execs
     assert (tty.argv, tty.tty, tty.stdin) == (["sh"], True, INTERACTIVE_INPUT)
     assert (plain.tty, plain.stdin) == (False, None)
+
+
+def test_the_cluster_holds_a_workspace_only_once_its_setup_has_finished(tmp_path: Path) -> None:
+    from lab.errors import LabError
+
+    audit, falco = scenario("audit-enable-logging"), scenario("falco-shell-alert")
+    nodes = FakeNodes(
+        files={"controlplane": {MANIFEST: b"kind: Pod\n"}, "worker": {}},
+        crictl_ps=sample("crictl-ps-apiserver-restarted.json"),
+    )
+    b = backend(tmp_path, nodes, FakeKube())
+    first = create_workspace(tmp_path / "a", audit, "kind")
+    second = create_workspace(tmp_path / "b", falco, "kind")
+    assert not b.holds(first)
+    b.prepare(audit, first)
+    assert b.holds(first) and not b.holds(second)
+
+    def broken_apply(docs: object, *, source: str = "") -> list[str]:
+        raise LabError("the API server refused it")
+
+    b.kube().apply = broken_apply  # type: ignore[method-assign]
+    with pytest.raises(LabError):
+        b.prepare(falco, second)  # fails half-way: the cluster holds neither now
+    assert not b.holds(first) and not b.holds(second)

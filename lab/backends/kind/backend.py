@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,7 +33,7 @@ from lab.backends.kind.steps import (
 from lab.errors import LabError
 from lab.evidence import Evidence
 from lab.scenarios.loader import LoadedScenario
-from lab.scenarios.model import Pod, Scenario
+from lab.scenarios.model import NodeFile, Pod, Scenario
 from lab.scenarios.requests import api_call
 from lab.work import Progress, ProgressEvent, no_progress
 from lab.workspace import Workspace
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from lab.kind.kube import Kube, PodInfo
-    from lab.kind.nodes import LabNodes
+    from lab.kind.nodes import ExecResult, LabNodes
 
 
 class ClusterLike(Protocol):
@@ -124,6 +124,7 @@ class KindBackend:
         restarted = lab_reset.reset(nodes, kube, state, names, cp, progress,
                                     restore_manifest=not writes_manifest)  # fmt: skip
         state.scenario = model.id
+        state.workspace = None  # until this setup has finished: see holds()
         lab_reset.save_state(self.cluster.dir, state)
 
         if model.needs_apparmor:
@@ -164,6 +165,42 @@ class KindBackend:
             for line in kube.apply(docs, source=rel):
                 progress(ProgressEvent(line, phase="manifests"))
         self._wait_pods(kube, model.setup.pods, progress)
+        state.workspace = _ws_key(ws)
+        lab_reset.save_state(self.cluster.dir, state)
+
+    # --- the learner's own node work: files, commands, a shell ------------------------------
+
+    def _node(self, sc: LoadedScenario, node: str) -> tuple[LabNodes, str]:
+        names = self._names(sc.model)
+        if node not in names:
+            raise LabError(
+                f"no node {node!r} in scenario {sc.id!r} (its nodes: {', '.join(names)})"
+            )
+        return self._lab_nodes(names), node
+
+    def write_node_file(self, sc: LoadedScenario, f: NodeFile) -> None:
+        """Put a file on a node (a solution's, when the learner asks for it)."""
+        nodes, node = self._node(sc, f.node)
+        nodes.put_file(node, f.path, sc.node_file_bytes(f), f.file_mode)
+
+    def node_exec(self, sc: LoadedScenario, node: str, argv: Sequence[str]) -> ExecResult:
+        """`cks-lab node exec NODE -- COMMAND`: really run in the node's container."""
+        if not argv:
+            raise LabError(f"give the command after --, e.g. cks-lab node exec {node} -- aa-status")
+        nodes, node = self._node(sc, node)
+        return nodes.exec(node, list(argv), timeout=300.0)
+
+    def shell_argv(self, sc: LoadedScenario, node: str) -> list[str]:
+        """`docker exec -it <node container> bash`: the exam's `ssh NODE`."""
+        nodes, node = self._node(sc, node)
+        return nodes.shell_argv(node)
+
+    def holds(self, ws: Workspace) -> bool:
+        """Whether the cluster holds this workspace's scenario, fully set up: the
+        cluster has one scenario at a time, so going back to another means setting
+        it up again."""
+        state = lab_reset.load_state(self.cluster.dir)
+        return state.workspace == _ws_key(ws) and state.scenario == ws.scenario_id
 
     def _prepare_apparmor(
         self,
@@ -346,6 +383,10 @@ class KindBackend:
                 refused[key] = str(applied[where])
         self._wait_pods(kube, model.setup.pods, progress)
         return out, refused
+
+
+def _ws_key(ws: Workspace) -> str:
+    return str(ws.root.resolve())
 
 
 def needs_audit(model: Scenario) -> bool:

@@ -53,6 +53,7 @@ class LabState:
     # container -> the files in /etc/apparmor.d right after AppArmor was installed
     apparmor: dict[str, list[str]] = field(default_factory=dict)
     apiserver: str | None = None  # the kube-apiserver container after the last setup
+    workspace: str | None = None  # the workspace whose scenario the cluster holds, once set up
 
 
 def load_state(cluster_dir: Path) -> LabState:
