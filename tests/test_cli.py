@@ -251,7 +251,7 @@ def test_a_broken_check_stops_start_with_its_place(tmp_path: Path) -> None:
     spec.write_text(spec.read_text().replace("writable: true", "writeable: true"))
     code, _, err = run("start", str(own), "-w", str(tmp_path / "ws"))
     assert code == 2
-    assert f"{spec}:117: tasks[0].checks[3].writeable: unknown parameter" in err
+    assert f"{spec}:126: tasks[0].checks[3].writeable: unknown parameter" in err
     assert not (tmp_path / "ws").exists()
 
 
