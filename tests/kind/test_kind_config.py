@@ -35,11 +35,18 @@ def test_bundled_configs_render_with_absolute_paths_and_pass(config: str) -> Non
     assert [m["hostPath"] for m in mounts] == [
         "/srv/lab home/clusters/cks-lab/audit-policy",
         "/srv/lab home/clusters/cks-lab/audit-log",
+        "/sys/kernel/security",
     ]
     assert [m["containerPath"] for m in mounts] == [
         "/etc/kubernetes/audit",
         "/var/log/kubernetes/audit",
+        "/sys/kernel/security",
     ]
+    # every node sees the host's AppArmor interface, or profiles cannot load there
+    for node in cfg["nodes"]:
+        assert {"hostPath": "/sys/kernel/security", "containerPath": "/sys/kernel/security"} in (
+            node["extraMounts"]
+        )
 
 
 def test_audit_enabled_carries_the_audit_flags_as_a_v1beta4_list() -> None:
