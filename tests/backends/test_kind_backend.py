@@ -672,3 +672,27 @@ def test_the_cluster_holds_a_workspace_only_once_its_setup_has_finished(tmp_path
     with pytest.raises(LabError):
         b.prepare(falco, second)  # fails half-way: the cluster holds neither now
     assert not b.holds(first) and not b.holds(second)
+
+
+@pytest.mark.parametrize(
+    ("policy_mtime", "restarted"),
+    [(1764237600 + 60, True), (1764237600 - 60, False)],  # after / before it started
+)
+def test_a_policy_changed_since_the_apiserver_started_restarts_it(
+    tmp_path: Path, policy_mtime: int, restarted: bool
+) -> None:
+    # kube-apiserver reads its policy only at start: an edited policy is not in force
+    # until it restarts, so the check restarts it, as on the exam.
+    sc = scenario("audit-enable-logging")
+    nodes = audit_nodes("solution/kube-apiserver.yaml")
+    nodes.mtime = policy_mtime  # the newest container was created at 1764237605
+    said: list[str] = []
+    backend(tmp_path, nodes, FakeKube()).run_attack(sc, workspace(tmp_path, sc), said.append)
+    stops = [c for c in nodes.commands("controlplane") if c[:2] == ["crictl", "stop"]]
+    if restarted:
+        assert stops == [
+            ["crictl", "stop", "b27c4e9d0a1f3b5c7d9e1f2a4b6c8d0e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c"]
+        ]
+        assert any("your audit policy changed" in m for m in said)
+    else:
+        assert stops == [] and not any("policy changed" in m for m in said)

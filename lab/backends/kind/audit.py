@@ -48,12 +48,16 @@ class ApiserverSeen:
 # --- the running apiserver ------------------------------------------------------------
 
 
-def _manifest_mtime(nodes: LabNodes, cp: str) -> float | None:
-    r = nodes.exec(cp, ["stat", "-L", "-c", "%Y", "--", MANIFEST])
+def _mtime(nodes: LabNodes, node: str, path: str) -> float | None:
+    r = nodes.exec(node, ["stat", "-L", "-c", "%Y", "--", path])
     try:
         return float(r.stdout.strip()) if r.code == 0 else None
     except ValueError:
         return None
+
+
+def _manifest_mtime(nodes: LabNodes, cp: str) -> float | None:
+    return _mtime(nodes, cp, MANIFEST)
 
 
 def _observe(nodes: LabNodes, cp: str, before: str | None) -> ApiserverRun:
@@ -79,10 +83,13 @@ def watch_apiserver(
     sleep: Callable[[float], None],
     timeout: float,
     progress: Callable[[str], None],
+    newer_than: float | None = None,
 ) -> ApiserverSeen:
     """Wait until kubelet has run the current manifest: a container created after the
-    file's last change that is up and ready (/readyz), or that exited."""
-    mtime = _manifest_mtime(nodes, cp)
+    file's last change (and after `newer_than`, when the lab restarted it for a new
+    policy) that is up and ready (/readyz), or that exited."""
+    mtime = max((t for t in (_manifest_mtime(nodes, cp), newer_than) if t is not None),
+                default=None)  # fmt: skip
     deadline = clock().timestamp() + timeout
     while True:
         run = _observe(nodes, cp, before)
@@ -110,6 +117,28 @@ def watch_apiserver(
     else:
         seen.error = "kube-apiserver is not running (crictl ps -a shows no running container)"
     return seen
+
+
+def restart_for_new_policy(
+    nodes: LabNodes, cp: str, state: ApiserverState, mounts: list[MountInfo]
+) -> float | None:
+    """kube-apiserver reads its audit policy only when it starts: a policy file changed
+    since the running container started would not be in force. As on the exam (and as
+    the sim does at every check), restart it: crictl stop, and kubelet starts the static
+    pod's container again. Returns the policy's mtime when it did, else None."""
+    from lab.kind.crictl import newest, parse_ps_json
+
+    policy = state.flags.get("audit-policy-file")
+    host = container_to_node(mounts, posixpath.normpath(policy)) if policy else None
+    changed = _mtime(nodes, cp, host) if host else None
+    ps = nodes.exec(cp, PS_ARGV)
+    running = newest(parse_ps_json(ps.stdout), "kube-apiserver") if ps.code == 0 else None
+    if changed is None or running is None or not running.running:
+        return None  # not running: kubelet is restarting it anyway
+    if running.created_at >= int(changed * 1e9):
+        return None
+    nodes.exec(cp, ["crictl", "stop", running.id])
+    return changed
 
 
 # --- what the manifest asks for ---------------------------------------------------------

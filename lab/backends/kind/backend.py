@@ -18,10 +18,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lab.backends.kind import reset as lab_reset
-from lab.backends.kind.audit import MANIFEST, add_events, audit_evidence, read_manifest
+from lab.backends.kind.audit import (
+    MANIFEST,
+    add_events,
+    audit_evidence,
+    read_manifest,
+    restart_for_new_policy,
+)
 from lab.backends.kind.audit import watch_apiserver as _watch_apiserver
 from lab.backends.kind.steps import (
     ExecRun,
+    created_uri,
     find_pod,
     inverse,
     list_files,
@@ -262,12 +269,16 @@ class KindBackend:
                 return found
             self.sleep(POLL)
 
-    def _watch(self, nodes: LabNodes, kube: Kube, cp: str, progress: Progress) -> Any:
+    def _watch(
+        self, nodes: LabNodes, kube: Kube, cp: str, progress: Progress,
+        newer_than: float | None = None,
+    ) -> Any:  # fmt: skip
         def tell(message: str) -> None:
             progress(ProgressEvent(message, phase="manifests"))
 
         return _watch_apiserver(nodes, kube, cp, before=None, clock=self.clock, sleep=self.sleep,
-                                timeout=self.settle_timeout, progress=tell)  # fmt: skip
+                                timeout=self.settle_timeout, progress=tell,
+                                newer_than=newer_than)  # fmt: skip
 
     # --- the attack ----------------------------------------------------------------------------
 
@@ -295,10 +306,15 @@ class KindBackend:
         if audit:
             progress(ProgressEvent("checking kube-apiserver on the control plane",
                                    phase="manifests"))  # fmt: skip
-            seen = self._watch(nodes, kube, cp, progress)
             state, mounts = read_manifest(nodes, cp)
+            restarted = restart_for_new_policy(nodes, cp, state, mounts)
+            if restarted is not None:
+                progress(ProgressEvent("your audit policy changed: restarting kube-apiserver "
+                                       "so it loads it", phase="manifests"))  # fmt: skip
+            seen = self._watch(nodes, kube, cp, progress, newer_than=restarted)
 
         execs: dict[str, ExecRun] = {}
+        created: list[str] = []  # objects the attack made: removed after the run
         steps = model.attack
         for i, step in enumerate(steps):
             progress(ProgressEvent(f"attack step {step.id}", phase="attack", done=i,
@@ -308,9 +324,13 @@ class KindBackend:
                 if seen is not None and not seen.running:
                     continue  # nobody answers: the audit checks explain why
                 try:
-                    send_api(kube, call, run_id)
+                    status, answer = send_api(kube, call, run_id, self.cluster.name)
                 except LabError as e:
                     progress(ProgressEvent(f"warning: step {step.id}: {e.message}", "attack"))
+                else:
+                    uri = created_uri(call, status, answer)
+                    if uri:
+                        created.append(uri)
             elif step.exec is not None:
                 execs[step.id] = run = run_exec(kube, model, step, run_id, self.clock, node_of)
                 if run.error:
@@ -319,6 +339,11 @@ class KindBackend:
                 progress(ProgressEvent(f"step {step.id}: the kind backend does not run package "
                                        "upgrades; skipped", "attack"))  # fmt: skip
         progress(ProgressEvent("attack sent", phase="attack", done=len(steps), total=len(steps)))
+        for uri in created:  # as the cluster admin, not the attacker: it must go
+            try:
+                kube.request("DELETE", uri)
+            except LabError as e:
+                progress(ProgressEvent(f"warning: could not remove {uri}: {e.message}", "attack"))
 
         progress(ProgressEvent("reading the evidence", phase="evidence"))
         if audit and seen is not None and state is not None and mounts is not None:

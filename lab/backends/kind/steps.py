@@ -10,10 +10,12 @@ only: the backend never touches a node the scenario does not have.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from lab.backends.auditlog import user_agent
 from lab.errors import LabError
@@ -140,23 +142,56 @@ _METHODS = {
 }  # fmt: skip
 
 
-def send_api(kube: Kube, call: ApiCall, run_id: str) -> tuple[int, Any]:
+# Scenarios name kind's nodes as the default cluster does (system:node:cks-lab-worker,
+# spec.nodeName=cks-lab-worker); on a cluster of another name the Node authorizer
+# knows them by that cluster's names.
+_DEFAULT_NODE = re.compile(
+    r"(?:(?<=%3D)|(?<=%3d)|(?<![A-Za-z0-9-]))cks-lab-(control-plane|worker\d*)(?![A-Za-z0-9-])"
+)
+
+
+def for_cluster(value: Any, cluster: str) -> Any:
+    """A request's strings with the default cluster's node names made this cluster's."""
+    if cluster == "cks-lab":
+        return value
+    if isinstance(value, str):
+        return _DEFAULT_NODE.sub(lambda m: f"{cluster}-{m.group(1)}", value)
+    if isinstance(value, list):
+        return [for_cluster(v, cluster) for v in value]
+    if isinstance(value, dict):
+        return {k: for_cluster(v, cluster) for k, v in value.items()}
+    return value
+
+
+def send_api(kube: Kube, call: ApiCall, run_id: str, cluster: str = "cks-lab") -> tuple[int, Any]:
     """Send a step's request as its user (impersonated), tagged with the run's user agent."""
     a = call.attrs
-    uri = call.uri
+    uri = for_cluster(call.uri, cluster)
     if a.verb == "watch":
         # A watch streams until closed: let the apiserver end it after a second.
         uri += ("&" if "?" in uri else "?") + "timeoutSeconds=1"
-    user = a.user.username if a.user else "system:anonymous"
+    user = for_cluster(a.user.username, cluster) if a.user else "system:anonymous"
     groups = list(a.user.groups) if a.user else ["system:unauthenticated"]
     return kube.request(
         _METHODS.get(a.verb, "GET"),
         uri,
-        body=call.body,
+        body=for_cluster(call.body, cluster),
         user=user,
         groups=groups,
         user_agent=user_agent(run_id, call.step_id),
     )
+
+
+def created_uri(call: ApiCall, status: int, answer: Any) -> str | None:
+    """The object an attack step created (so the lab can remove it after the run and
+    the next check's create is not a 409), or None when it created nothing."""
+    if call.attrs.verb != "create" or not 200 <= status < 300 or call.attrs.subresource:
+        return None
+    meta = answer.get("metadata") if isinstance(answer, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name or "/" in name:
+        return None
+    return call.uri.split("?", 1)[0].rstrip("/") + "/" + quote(name, safe="")
 
 
 def run_exec(
