@@ -250,11 +250,20 @@ class BackendInfo:
 
 
 def backend_status() -> list[BackendInfo]:
-    """Which backends this lab can use here (the kind backend is not built yet)."""
-    return [
-        BackendInfo("sim", True, "embedded: nodes are folders, attacks are replayed"),
-        BackendInfo("kind", False, "not in this version yet"),
-    ]
+    """Which backends this lab can use here. For kind that is what `cks-lab up` last
+    recorded of the lab cluster (cheap: no docker or kind call at start-up);
+    `cks-lab status --cluster` asks the cluster itself."""
+    from lab.kind.cluster import cluster_handle, read_state
+
+    state = read_state(cluster_handle(DEFAULT_CLUSTER))
+    phase = state.get("phase")
+    if phase == "ready":
+        kind = BackendInfo("kind", True, f"cluster {DEFAULT_CLUSTER} (made by `cks-lab up`)")
+    elif phase == "creating":
+        kind = BackendInfo("kind", False, "`cks-lab up` is making the cluster, or was stopped")
+    else:
+        kind = BackendInfo("kind", False, "no lab cluster: run `cks-lab doctor`, then `cks-lab up`")
+    return [BackendInfo("sim", True, "embedded: nodes are folders, attacks are replayed"), kind]
 
 
 def _refuse_during_exam(op: Opened, what: str) -> None:

@@ -90,3 +90,18 @@ def test_solution_node_exec_and_shell_go_to_the_nodes(lab: tuple[KindBackend, Fa
     assert sh.env["CKS_LAB_WORKSPACE"] == str(op.ws.root.resolve())
     with pytest.raises(LabError, match="on kind your files are on the nodes"):
         service.learner_diff(op)
+
+
+def test_the_kind_backend_is_offered_once_up_has_made_the_cluster() -> None:
+    from lab.fsutil import atomic_write_json
+    from lab.kind.cluster import cluster_handle
+
+    kind = {b.name: b for b in service.backend_status()}["kind"]
+    assert not kind.available and "cks-lab up" in kind.detail
+    handle = cluster_handle("cks-lab")
+    atomic_write_json(handle.state_file, {"name": "cks-lab", "phase": "creating"})
+    kind = {b.name: b for b in service.backend_status()}["kind"]
+    assert not kind.available and "making the cluster" in kind.detail
+    atomic_write_json(handle.state_file, {"name": "cks-lab", "phase": "ready"})
+    kind = {b.name: b for b in service.backend_status()}["kind"]
+    assert kind.available
