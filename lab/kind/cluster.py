@@ -445,8 +445,17 @@ def _down(handle: ClusterHandle, progress: Progress, run: Runner) -> None:
     except CommandNotFound:
         # without kind there is no cluster it could have made; docker-only leftovers
         # of a cluster would need kind (or `docker rm`) to go, so say so
-        res = run.run(kind_cli.node_ps_argv(handle.name), timeout=QUERY_TIMEOUT)
-        left = kind_cli.parse_node_ps(res.stdout, handle.name) if res.code == 0 else []
+        try:
+            res = run.run(kind_cli.node_ps_argv(handle.name), timeout=QUERY_TIMEOUT)
+        except CommandNotFound:
+            res = None  # no docker either: then no node container can exist here
+        if res is not None and res.code != 0:
+            raise LabError(
+                f"kind is not installed and docker cannot say whether node containers of "
+                f"{handle.name!r} are left ({res.stderr.strip() or f'exit {res.code}'}); "
+                "nothing was removed"
+            ) from None
+        left = kind_cli.parse_node_ps(res.stdout, handle.name) if res is not None else []
         if left:
             raise LabError(
                 f"kind is not installed, and node containers of {handle.name!r} are left: "

@@ -61,6 +61,7 @@ class FakeKind:
         self.create_code = 0 if "success" in create_sample else 1
         self.cancel_after: int | None = None  # set the cancel event after this many lines
         self.missing: set[str] = set()
+        self.docker_down = False  # docker answers, but its daemon does not
         self.on_create: Callable[[], None] | None = None
 
     def commands(self, *prefix: str) -> list[list[str]]:
@@ -85,6 +86,10 @@ class FakeKind:
             if not self.clusters:
                 return CommandResult(0, "", "No kind clusters found.\n")
             return CommandResult(0, "".join(f"{n}\n" for n in sorted(self.clusters)), "")
+        if argv[:2] == ["docker", "ps"] and self.docker_down:
+            return CommandResult(
+                1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n"
+            )
         if argv[:2] == ["docker", "ps"]:
             name = argv[argv.index("--filter") + 1].rpartition("=")[2]
             if name not in self.clusters:

@@ -353,6 +353,20 @@ def test_down_without_kind_removes_the_folder_unless_nodes_are_left() -> None:
     assert h.dir.exists()
 
 
+def test_down_without_kind_or_a_docker_daemon_removes_nothing() -> None:
+    # nobody can say whether node containers are left: the folder (kubeconfig, the
+    # learner's audit policy) stays until someone can
+    fake, h = FakeKind(), cluster_handle()
+    h.dir.mkdir(parents=True)
+    fake.missing, fake.docker_down = {"kind"}, True
+    with pytest.raises(LabError, match="nothing was removed"):
+        cluster.down(h, Events(), runner=fake)
+    assert h.dir.exists()
+    fake.missing = {"kind", "docker"}  # neither installed: no container can exist
+    cluster.down(h, Events(), runner=fake)
+    assert not h.dir.exists()
+
+
 def test_down_refuses_a_folder_that_is_not_the_labs(tmp_path: Path) -> None:
     elsewhere = tmp_path / "precious"
     elsewhere.mkdir()
