@@ -18,6 +18,7 @@ FALCO_NAMESPACE = "cks-lab-falco"
 FALCO_DAEMONSET = "falco"
 FALCO_CONTAINER = "falco"
 FALCO_SELECTOR = "app.kubernetes.io/name=falco"
+FALCO_NODE_LABEL = "cks-lab.io/falco"  # the DaemonSet's nodeSelector: "true" where it runs
 # The newest Falco 0.44 patch release; the manifest pins the same tag (tested).
 FALCO_IMAGE = "docker.io/falcosecurity/falco:0.44.1"
 FALCO_BINARY = "/usr/bin/falco"
@@ -139,6 +140,18 @@ def deploy(kube: Kube, progress: Progress, timeout: float = 180.0, *, poll: floa
         if time.monotonic() >= deadline:
             raise LabError(f"Falco did not start within {timeout:g}s: {_why_not_ready(kube)}")
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def place(kube: Kube, nodes: dict[str, bool]) -> None:
+    """Label the nodes (kind names them after their containers) Falco runs on, and
+    unlabel the others, so the DaemonSet's pods follow the scenario's nodes."""
+    for node, on in sorted(nodes.items()):
+        labels = {FALCO_NODE_LABEL: "true" if on else None}  # null removes it (merge patch)
+        status, answer = kube.request(
+            "PATCH", f"/api/v1/nodes/{node}", body={"metadata": {"labels": labels}}
+        )
+        if not 200 <= status < 300:
+            raise LabError(f"cannot label node {node} for Falco: {answer}")
 
 
 def falco_pod(kube: Kube, node_container_name: str) -> str | None:

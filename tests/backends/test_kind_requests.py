@@ -105,3 +105,28 @@ def test_send_api_names_this_clusters_nodes() -> None:
     node_users = {r[2] for r in kube.requests if r[2] and r[2].startswith("system:node:")}
     assert node_users == {"system:node:cks-lab-e2e-worker", "system:node:cks-lab-e2e-control-plane"}
     assert all("nodeName%3Dcks-lab-worker" not in r[1] for r in kube.requests)
+
+
+def test_falco_is_placed_on_the_nodes_the_scenario_configures(tmp_path: Path) -> None:
+    # falco-shell-alert puts /etc/falco/falco.yaml on worker only: Falco must not be
+    # scheduled on the control plane, where it would crash-loop without a configuration
+    from test_kind_backend import backend, workspace
+
+    sc = load_scenario(REPO / "scenarios" / "falco-shell-alert")
+    nodes = FakeNodes(
+        files={"controlplane": {}, "worker": {}},
+        crictl_ps=sample("crictl-ps-apiserver-restarted.json"),
+    )
+    labels: dict[str, Any] = {}
+
+    class LabellingKube(FakeKube):
+        def request(self, method: str, uri: str, **kw: Any) -> tuple[int, Any]:
+            if method == "PATCH" and uri.startswith("/api/v1/nodes/"):
+                labels[uri.rsplit("/", 1)[1]] = kw["body"]["metadata"]["labels"]
+            return super().request(method, uri, **kw)
+
+    backend(tmp_path, nodes, LabellingKube()).prepare(sc, workspace(tmp_path, sc))
+    assert labels == {
+        "cks-lab-control-plane": {"cks-lab.io/falco": None},  # removed: no Falco there
+        "cks-lab-worker": {"cks-lab.io/falco": "true"},
+    }

@@ -131,6 +131,12 @@ def test_privileged_on_every_node_and_no_falcoctl() -> None:
         assert all("falcoctl" not in str(a) for a in container.get("args", []))
 
 
+def test_falco_runs_only_on_nodes_the_lab_labels() -> None:
+    from lab.kind.falco_deploy import FALCO_NODE_LABEL
+
+    assert _pod_spec()["nodeSelector"] == {FALCO_NODE_LABEL: "true"}
+
+
 def test_validate_argv_uses_the_pods_config_and_plugins() -> None:
     argv = validate_argv(["/etc/falco/falco_rules.yaml", "/etc/falco/falco_rules.local.yaml"])
     assert argv[:3] == ["/usr/bin/falco", "-c", "/etc/falco/falco.yaml"]

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lab.backends.kind import reset as lab_reset
+from lab.backends.kind import snapshot
 from lab.backends.kind.audit import (
     MANIFEST,
     add_events,
@@ -128,8 +129,15 @@ class KindBackend:
 
         progress(ProgressEvent("resetting the cluster for the scenario", phase="reset"))
         lab_reset.save_pristine(nodes, cp)
+        # the learner's files first: nothing the reset removes is lost (snapshot.py)
+        folders = snapshot.lab_folders(self.cluster.dir)
+        reason = "reset" if state.workspace == _ws_key(ws) else "switch"
+        saved = snapshot.save_before_reset(nodes, state, names, cp, self.cluster.dir, folders,
+                                           reason=reason, progress=progress)  # fmt: skip
         restarted = lab_reset.reset(nodes, kube, state, names, cp, progress,
                                     restore_manifest=not writes_manifest)  # fmt: skip
+        if saved is not None:
+            snapshot.clear_lab_folders(nodes, cp, folders, progress)
         state.scenario = model.id
         state.workspace = None  # until this setup has finished: see holds()
         lab_reset.save_state(self.cluster.dir, state)
@@ -157,7 +165,7 @@ class KindBackend:
             progress(ProgressEvent(message, phase="apparmor"))
 
         if model.needs_falco:
-            self._prepare_falco(kube, names, progress)
+            self._prepare_falco(sc, kube, names, progress)
 
         if restarted or writes_manifest:
             progress(ProgressEvent("waiting for kube-apiserver to restart", phase="manifests"))
@@ -202,6 +210,24 @@ class KindBackend:
         nodes, node = self._node(sc, node)
         return nodes.shell_argv(node)
 
+    def restore_snapshot(
+        self, sc: LoadedScenario, src: Path, progress: Progress = no_progress
+    ) -> snapshot.Restored:
+        """Put the learner's files saved in `src` back on the scenario's nodes."""
+        names = self._names(sc.model)
+        return snapshot.restore_learner_files(self._lab_nodes(names), names, src, progress)
+
+    def after_reset(
+        self, sc: LoadedScenario, ws: Workspace, *, restore: bool, progress: Progress = no_progress
+    ) -> Path | None:
+        """After prepare() set the workspace's scenario up again: with `restore` (going
+        back to it), its files saved when another scenario took the cluster come back.
+        The newest snapshot (the learner's backup), or None."""
+        return snapshot.after_prepare(
+            ws, lambda src: self.restore_snapshot(sc, src, progress), restore=restore,
+            progress=progress,
+        )  # fmt: skip
+
     def holds(self, ws: Workspace) -> bool:
         """Whether the cluster holds this workspace's scenario, fully set up: the
         cluster has one scenario at a time, so going back to another means setting
@@ -235,9 +261,14 @@ class KindBackend:
             state.apparmor[names[node]] = list_files(nodes, node, lab_reset.PROFILE_DIR)
             lab_reset.save_state(self.cluster.dir, state)
 
-    def _prepare_falco(self, kube: Kube, names: dict[str, str], progress: Progress) -> None:
-        from lab.kind.falco_deploy import FALCO_NAMESPACE, deploy, falco_pod
+    def _prepare_falco(
+        self, sc: LoadedScenario, kube: Kube, names: dict[str, str], progress: Progress
+    ) -> None:
+        from lab.kind.falco_deploy import FALCO_CONFIG, FALCO_NAMESPACE, deploy, falco_pod, place
 
+        # Falco runs where the scenario gives it a configuration, as it is installed there
+        with_config = {f.node for f in sc.model.setup.files if f.path == FALCO_CONFIG}
+        place(kube, {container: node in with_config for node, container in names.items()})
         # A Falco that crashed without its configuration waits out a back-off: start it
         # again now that the node has its files.
         for container in names.values():
