@@ -186,7 +186,8 @@ def start(
                 file=str(root),
             )
         if fresh or not ws.state().get("prepared", True) or not _on_cluster(ws):
-            reset(Opened(ws, sc), progress)  # also finishes an interrupted start or reset
+            # also finishes an interrupted start or reset; kind: the learner's files come back
+            reset(Opened(ws, sc), progress, restore=not fresh)
         set_current(ws)
         return Opened(ws, sc), False
     ws = create_workspace(root, sc, backend)
@@ -512,12 +513,17 @@ def check_changes(op: Opened) -> tuple[list[Change], int | None]:
     return found, points_delta(previous, last)
 
 
-def reset(op: Opened, progress: Progress = no_progress) -> Path | None:
-    """Back up the learner's node trees, then restore the scenario's starting state."""
+def reset(op: Opened, progress: Progress = no_progress, *, restore: bool = False) -> Path | None:
+    """Back up the learner's node trees, then restore the scenario's starting state.
+    On kind the backup is the snapshot of the nodes' files prepare() made; `restore`
+    (start() going back to a scenario another one replaced) puts it back."""
     backup = op.ws.backup("before-reset")
     op.ws.update_state(prepared=False)
     workspace_backend(op.ws).prepare(op.sc, op.ws, progress)
     op.ws.update_state(prepared=True, last_reset=now_iso())
+    kind = _kind_backend(op.ws)
+    if kind is not None:
+        return kind.after_reset(op.sc, op.ws, restore=restore, progress=progress)
     return backup
 
 

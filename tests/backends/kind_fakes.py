@@ -133,8 +133,16 @@ class FakeNodes:
             folder = argv[1].rstrip("/")
             if not self._is_dir(node, folder):
                 return ExecResult(1, "", f"find: '{folder}': No such file or directory\n")
-            inside = sorted(p for p in tree if posixpath.dirname(p) == folder)
+            if "-maxdepth" in argv:
+                inside = sorted(p for p in tree if posixpath.dirname(p) == folder)
+            else:  # find FOLDER -type f: every depth
+                inside = sorted(p for p in tree if p.startswith(folder + "/"))
             return ExecResult(0, "".join(p + "\n" for p in inside), "")
+        if cmd == "truncate":
+            for p in argv[argv.index("--") + 1 :]:
+                if p in tree:
+                    tree[p] = b""
+            return OK
         if cmd == "grep":
             marker = argv[argv.index("-e") + 1]
             paths = argv[argv.index("--") + 1 :]
