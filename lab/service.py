@@ -517,14 +517,25 @@ def reset(op: Opened, progress: Progress = no_progress, *, restore: bool = False
     """Back up the learner's node trees, then restore the scenario's starting state.
     On kind the backup is the snapshot of the nodes' files prepare() made; `restore`
     (start() going back to a scenario another one replaced) puts it back."""
-    backup = op.ws.backup("before-reset")
+    kind = _kind_backend(op.ws)
+    # on kind the files are on the nodes: prepare() saves them (backup_dir) itself
+    backup = op.ws.backup("before-reset") if kind is None else None
     op.ws.update_state(prepared=False)
     workspace_backend(op.ws).prepare(op.sc, op.ws, progress)
     op.ws.update_state(prepared=True, last_reset=now_iso())
-    kind = _kind_backend(op.ws)
     if kind is not None:
         return kind.after_reset(op.sc, op.ws, restore=restore, progress=progress)
     return backup
+
+
+def backup_dir(ws: Workspace) -> Path:
+    """Where a reset keeps the learner's files: the workspace's node trees' backups
+    on the sim, the snapshots of the nodes' files on kind."""
+    if ws.state().get("backend", "sim") == "kind":
+        from lab.backends.kind.snapshot import SAVED_DIR
+
+        return ws.lab_dir / SAVED_DIR
+    return ws.lab_dir / "backups"
 
 
 # --- progress: where the learner stands (the catalog's status, the results) ------

@@ -105,3 +105,15 @@ def test_the_kind_backend_is_offered_once_up_has_made_the_cluster() -> None:
     atomic_write_json(handle.state_file, {"name": "cks-lab", "phase": "ready"})
     kind = {b.name: b for b in service.backend_status()}["kind"]
     assert kind.available
+
+
+def test_a_kind_reset_keeps_its_backup_as_a_snapshot_not_an_empty_folder_backup(
+    lab: tuple[KindBackend, FakeNodes],
+) -> None:
+    op, _ = service.start(catalog(), "apparmor-deny-write", backend="kind")
+    backup = service.reset(op)
+    assert backup is not None and backup.parent == service.backup_dir(op.ws)
+    assert service.backup_dir(op.ws).name == "kind-saved"
+    assert not (op.ws.lab_dir / "backups").exists()  # the node trees hold nothing on kind
+    sim, _ = service.start(catalog(), "apparmor-deny-write")
+    assert service.backup_dir(sim.ws) == sim.ws.lab_dir / "backups"

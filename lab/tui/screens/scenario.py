@@ -454,11 +454,13 @@ class ScenarioScreen(Screen[None]):
             if yes and self._begin("reset"):
                 self._reset()
 
+        assert self.op is not None
+        where = service.backup_dir(self.op.ws).relative_to(self.op.ws.root)
         self.app.push_screen(
             ConfirmScreen(
                 "Reset the scenario?",
                 "The nodes' files go back to the starting state. Your current files are "
-                "backed up first (under the workspace's .lab/backups). Hints taken stay taken.",
+                f"backed up first (under the workspace's {where}). Hints taken stay taken.",
                 "Reset",
             ),
             answered,
@@ -471,7 +473,7 @@ class ScenarioScreen(Screen[None]):
             backup = service.reset(self.op, progress=self._progress)
             self.app.call_from_thread(self._was_reset, backup)
         except Cancelled:
-            where = self.op.ws.lab_dir / "backups"
+            where = service.backup_dir(self.op.ws)
             self._report(Cancelled(f"reset (your files are backed up in {where}; r finishes it)"))
         except Exception as e:  # noqa: BLE001
             self._report(e)
