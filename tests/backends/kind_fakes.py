@@ -59,6 +59,8 @@ class FakeNodes:
     mtime: int = 1764237600  # every file's mtime (stat -c %Y)
     crictl_ps: str = '{"containers": []}'
     crictl_logs: dict[str, str] = field(default_factory=dict)  # container id -> its log
+    # container id -> `crictl inspect -o json` of it; others: the runtime's "not found"
+    crictl_inspect: dict[str, str] = field(default_factory=dict)
     aa_broken: dict[str, str] = field(default_factory=dict)  # profile file -> parser error
     aa_names: dict[str, list[str]] = field(default_factory=dict)  # profile file -> names
     canned: dict[tuple[str, ...], ExecResult] = field(default_factory=dict)
@@ -154,6 +156,17 @@ class FakeNodes:
             return ExecResult(0 if lines else 1, "".join(ln + "\n" for ln in lines), "")
         if argv[:2] == ["crictl", "ps"]:
             return ExecResult(0, self.crictl_ps, "")
+        if argv[:2] == ["crictl", "inspect"]:
+            cid = argv[-1]
+            if cid in self.crictl_inspect:
+                return ExecResult(0, self.crictl_inspect[cid], "")
+            return ExecResult(
+                1,
+                "",
+                f'E1127 10:00:00.000000    4242 remote_runtime.go:432] "ContainerStatus from '
+                f'runtime service failed" err="rpc error: code = NotFound desc = an error '
+                f'occurred when try to find container \\"{cid}\\": not found"\n',
+            )
         if argv[:2] == ["crictl", "logs"]:
             return ExecResult(0, "", self.crictl_logs.get(argv[-1], ""))
         if cmd == "apparmor_parser":

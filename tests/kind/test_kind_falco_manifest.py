@@ -268,3 +268,20 @@ def test_falco_pod_is_none_before_falco_is_deployed() -> None:
 
 def test_the_module_constant_matches_the_manifest_namespace() -> None:
     assert falco_deploy.FALCO_NAMESPACE == _by_kind()["Namespace"]["metadata"]["name"]
+
+
+def test_alerts_carry_the_labs_matching_fields_outside_the_output_text() -> None:
+    # append_output's `key: format` extra_fields go to output_fields only (Falco's
+    # formatted fields), so the learner's `output` text stays as the rule makes it.
+    import yaml
+
+    from lab.backends.kind.falco import LAB_FIELDS, LAB_PREFIX
+
+    args = falco_container()["args"]
+    values = [args[i + 1] for i, a in enumerate(args) if a == "-o"]
+    (opt,) = [v for v in values if v.startswith("append_output[]=")]
+    entry = yaml.safe_load(opt.split("=", 1)[1])
+    assert entry["match"] == {"source": "syscall"}
+    assert "extra_output" not in entry and "suggested_output" not in entry
+    fields = {k: v for item in entry["extra_fields"] for k, v in item.items()}
+    assert fields == {LAB_PREFIX + f: "%" + f for f in LAB_FIELDS}

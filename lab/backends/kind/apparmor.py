@@ -7,19 +7,32 @@ when its command failed with "Permission denied", ALLOWED when it succeeded: whi
 rule decided is not known on kind (AppArmorAccess.rules stays empty), and a step
 that failed for another reason (no network, say) tried nothing the lab can tell
 apart. A workload step is the pod's own processes, which the lab cannot make
-happen: a shell it starts is probed by exec-ing that shell (`sh -c true`, under
-the container's profile); its other accesses count as allowed while the
-container runs, since a denial would have stopped it.
+happen: each of its effects is re-enacted by a probe command in the container
+(lab/backends/kind/apparmor_probe.py).
+
+A container's profile is read from its node: its first process's pid from
+`crictl inspect` (containerd's info.pid, in the node's pid namespace, which holds
+the pods'), then /proc/<pid>/attr/apparmor/current (attr/current on kernels
+without the per-LSM folder). Reading it inside the container (`cat
+/proc/1/attr/current`) is only the fallback: a profile that denies reading
+another process's attributes (no `ptrace read` rule) or running programs makes
+that read fail for a correctly confined container.
 """
 
 from __future__ import annotations
 
-import posixpath
 import shlex
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from lab.backends.kind.steps import ExecRun, container_of, find_pod, list_files, read_text
+from lab.backends.kind.steps import (
+    ExecRun,
+    container_of,
+    find_pod,
+    inspect_container,
+    list_files,
+    read_text,
+)
 from lab.errors import LabError
 from lab.evidence import (
     AppArmorAccess,
@@ -39,7 +52,6 @@ if TYPE_CHECKING:
 
 PROFILE_DIR = "/etc/apparmor.d"
 PROFILES = "/sys/kernel/security/apparmor/profiles"
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})
 KERNEL = "the kernel decided (kind shows the outcome, not the rule)"
 
 
@@ -117,7 +129,38 @@ def _state(c: ContainerInfo | None, info: PodInfo | None) -> tuple[str, str, str
     return "waiting", c.reason or c.state, c.message
 
 
+def node_label(
+    nodes: LabNodes, node: str | None, container_id: str
+) -> tuple[str | None, str] | None:
+    """(profile, mode) of a container's first process, read in its node; None when the
+    node cannot tell (no such container, no pid, no attribute file)."""
+    from lab.kind.apparmor_node import parse_attr_current
+
+    pid, _ = inspect_container(nodes, node, container_id)
+    if pid is None or node is None:
+        return None
+    for path in (f"/proc/{pid}/attr/apparmor/current", f"/proc/{pid}/attr/current"):
+        text = read_text(nodes, node, path, 4096)
+        if text is not None and text.strip("\x00\n "):
+            return parse_attr_current(text)
+    return None
+
+
+def container_label(
+    nodes: LabNodes, kube: Kube, info: PodInfo, c: ContainerInfo, node: str | None
+) -> tuple[str | None, str] | None:
+    """The container's AppArmor label: from the node, else (fallback) read inside it."""
+    from lab.kind.apparmor_node import ATTR_CURRENT, parse_attr_current
+
+    got = node_label(nodes, node, c.container_id)
+    if got is not None:
+        return got
+    r = _exec(kube, info, c.name, ["cat", ATTR_CURRENT])
+    return parse_attr_current(r.stdout) if r is not None and r.code == 0 else None
+
+
 def container_states(
+    nodes: LabNodes,
     kube: Kube,
     sc: Scenario,
     docs: Mapping[tuple[str, str], list[Any]],
@@ -126,7 +169,6 @@ def container_states(
 ) -> tuple[list[AppArmorContainer], dict[tuple[str, str], PodInfo | None]]:
     """Every setup pod's containers: running (under which profile) or why not."""
     from lab.engines.apparmor.podspec import LOCALHOST, resolve
-    from lab.kind.apparmor_node import ATTR_CURRENT, parse_attr_current
 
     out: list[AppArmorContainer] = []
     infos: dict[tuple[str, str], PodInfo | None] = {}
@@ -147,10 +189,10 @@ def container_states(
                 conf = resolve(tpl, spec.name)
                 ac.requested = conf.describe() if conf.type else ""
                 ac.localhost = conf.profile if conf.type == LOCALHOST else None
-            if state == "running" and info is not None:
-                r = _exec(kube, info, spec.name, ["cat", ATTR_CURRENT])
-                if r is not None and r.code == 0:
-                    ac.profile, ac.mode = parse_attr_current(r.stdout)
+            if state == "running" and info is not None and c is not None:
+                label = container_label(nodes, kube, info, c, ac.node)
+                if label is not None:
+                    ac.profile, ac.mode = label
             out.append(ac)
     return out, infos
 
@@ -233,40 +275,20 @@ def exec_step(step: AttackStep, run: ExecRun, profile: str | None) -> AppArmorSt
 
 
 def workload_step(
-    kube: Kube, step: AttackStep, info: PodInfo, container: str, profile: str | None
+    kube: Kube, sc: Scenario, step: AttackStep, info: PodInfo, container: str, profile: str | None
 ) -> AppArmorStep:
-    """A workload step: its shells probed, its other accesses inferred from the running
-    container."""
-    st = AppArmorStep(step.id, info.namespace, info.name, container)
-    for access, who in _accesses(step):
-        program = access[2:] if access.startswith("x ") else None
-        if program is not None and posixpath.basename(program) in SHELLS:
-            r = _exec(kube, info, container, [program, "-c", "true"])
-            got = _outcome(r) if r is not None else None
-            if got is not None:
-                st.accesses.append(
-                    AppArmorAccess(
-                        access,
-                        got[0],
-                        who,
-                        profile=profile,
-                        reason=got[1] + f" (probed: {program} -c true)",
-                    )
-                )
-                continue
-        st.accesses.append(
-            AppArmorAccess(
-                access,
-                "ALLOWED",
-                who,
-                profile=profile,
-                reason=(
-                    "allowed: the container runs, so its own process was not stopped; "
-                    "kind cannot replay a workload's accesses one by one"
-                ),
-            )
-        )
-    return st
+    """A workload step: each effect re-enacted by a probe in the container, in the
+    step's order (see lab/backends/kind/apparmor_probe.py)."""
+    from lab.backends.kind.apparmor_probe import WorkloadProbe
+    from lab.backends.sim.apparmor_access import rootfs
+
+    w = step.workload
+    pod = sc.setup.pod(w.namespace, w.pod) if w is not None else None
+    spec = pod.container(container) if pod is not None else None
+    layout = rootfs(spec.image) if spec is not None else "plain"
+    main = shlex.join(spec.command) if spec is not None and spec.command else (
+        "the container's main process")  # fmt: skip
+    return WorkloadProbe(kube, info, container, layout, profile, main).step(step)
 
 
 def apparmor_evidence(
@@ -282,7 +304,7 @@ def apparmor_evidence(
     ev = AppArmorEvidence()
     for n in sc.cluster.nodes:
         ev.nodes[n.name] = node_state(nodes, n.name, n.apparmor, baselines.get(n.name, frozenset()))
-    ev.containers, infos = container_states(kube, sc, docs, node_of, refused or {})
+    ev.containers, infos = container_states(nodes, kube, sc, docs, node_of, refused or {})
     for step in sc.attack:
         where = step.in_pod
         if where is None:
@@ -298,6 +320,6 @@ def apparmor_evidence(
             ev.steps[step.id] = exec_step(step, execs[step.id], profile)
             ev.steps[step.id].pod = name  # checks find the container by the scenario's name
         elif step.workload is not None and info is not None and container is not None:
-            ev.steps[step.id] = workload_step(kube, step, info, container, profile)
+            ev.steps[step.id] = workload_step(kube, sc, step, info, container, profile)
             ev.steps[step.id].pod = name
     return ev

@@ -85,6 +85,7 @@ class KindBackend:
         settle_timeout: float = 120.0,  # kubelet restarting kube-apiserver after an edit
         pods_timeout: float = 180.0,
         falco_timeout: float = 300.0,
+        workload_window: float = 5.0,  # run time the Falco-graded workloads get watched
     ) -> None:
         self.cluster = cluster
         self._nodes = nodes
@@ -96,6 +97,7 @@ class KindBackend:
         self.settle_timeout = settle_timeout
         self.pods_timeout = pods_timeout
         self.falco_timeout = falco_timeout
+        self.workload_window = workload_window
 
     # --- the cluster's handles ------------------------------------------------------------
 
@@ -383,8 +385,10 @@ class KindBackend:
                 self.sleep(self.audit_grace)
             add_events(nodes, cp, evidence.audit, run_id)
         if model.needs_falco:
-            from lab.backends.kind.falco import falco_evidence
+            from lab.backends.kind.falco import falco_evidence, observe_workloads
 
+            observe_workloads(nodes, kube, model, node_of, since, self.workload_window,
+                              self.clock, self.sleep, progress)  # fmt: skip
             if self.falco_grace:
                 self.sleep(self.falco_grace)
             evidence.falco = falco_evidence(nodes, kube, model, names, execs, since, node_of)

@@ -9,6 +9,20 @@ why not comes from `falco -V` in the Falco pod. The names, priorities and states
 of the rules (for explanations of near misses) are the lab's Falco engine's reading
 of the same files.
 
+An exec step gets the alerts of its pod and container raised during its exec. A
+workload step (a pod's own processes, which keep running) gets the alerts outside
+every exec window that fit it: its pod and container (k8s.pod.name, container.name,
+container.id) and its effects (fd.name among its reads and writes; proc.name among
+the programs its processes run; its container's main program counts for it, but
+another one does not rule it out, since a main process may run others). Several steps
+of one pod are told apart that way; an alert that fits none of them is kept under
+the key "" (Falco alerted, but on none of the steps). The lab's DaemonSet adds
+those fields to every alert's output_fields under its own keys (LAB_FIELDS, Falco's
+append_output extra_fields, which leave the alert's text alone), so matching does
+not depend on the learner's output format; they are removed before the checks see
+the alert. Before the log is read, the workloads the Falco checks grade get a short
+observation period (`workload_window` seconds of run time since the run started).
+
 What the kind backend cannot know: the events behind an alert, the alerts a
 filter dropped (FalcoEvidence.events / suppressed stay empty), and package
 upgrades, which it does not perform (FalcoEvidence.upgrades stays empty, with a note).
@@ -16,16 +30,27 @@ upgrades, which it does not perform (FalcoEvidence.upgrades stays empty, with a 
 
 from __future__ import annotations
 
+import posixpath
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.backends.kind.steps import ExecRun, find_pod, list_files, path_kind, read_text
+from lab.backends.kind.steps import (
+    ExecRun,
+    find_pod,
+    inspect_container,
+    list_files,
+    path_kind,
+    read_text,
+)
 from lab.errors import LabError
 from lab.evidence import FalcoEvidence, FalcoNode, FalcoRulesFile
-from lab.scenarios.model import Scenario
+from lab.scenarios.effects import command_words
+from lab.scenarios.model import AttackStep, Scenario
+from lab.work import Progress, ProgressEvent, no_progress
 
 if TYPE_CHECKING:
     from lab.kind.kube import Kube, PodInfo
@@ -39,45 +64,197 @@ RELOAD_FAILURE = "Falco internal: hot restart failure"
 WINDOW_SLACK = timedelta(seconds=1)
 LOOKBACK = timedelta(minutes=15)  # how far back a failed reload of the rules is looked for
 COPY_LIMIT = 1 << 20
+# The output_fields keys lab/kind/manifests/falco.yaml adds (append_output
+# extra_fields) for matching: Falco field -> the lab's key.
+LAB_PREFIX = "cks_lab."
+LAB_FIELDS = ("container.id", "container.name", "k8s.ns.name", "k8s.pod.name",
+              "proc.name", "proc.cmdline", "fd.name")  # fmt: skip
+COMM_LEN = 15  # proc.name is the kernel's task name: at most 15 characters
 
 
-def _same_pod(alert: Mapping[str, Any], ns: str, pod: str, container_ids: Sequence[str]) -> bool:
-    """Whether an alert may be of this pod: its k8s fields, else its container id, say
-    so; an alert naming neither cannot be told apart and may be."""
+@dataclass(frozen=True)
+class WorkloadTarget:
+    """What a workload step's alerts must fit."""
+
+    namespace: str
+    pod: str  # the cluster's pod name
+    container: str | None  # the step's container (Kubernetes name), None: any of the pod
+    container_ids: tuple[str, ...]  # short ids: the step's container's, else the pod's
+    files: frozenset[str]  # the paths it reads and writes
+    programs: frozenset[str]  # the programs its processes run
+    main: str | None = None  # its container's main program
+
+
+def fact(alert: Mapping[str, Any], name: str) -> str | None:
+    """A field of an alert: the rule's own output field, else the lab's copy; None when
+    Falco had no value (<NA>) or neither is there."""
     f = alert.get("output_fields")
     f = f if isinstance(f, Mapping) else {}
-    a_ns, a_pod, cid = f.get("k8s.ns.name"), f.get("k8s.pod.name"), f.get("container.id")
-    if a_pod:
-        return a_pod == pod and (not a_ns or a_ns == ns)
-    if cid and cid != "host" and container_ids:
-        return str(cid)[:12] in container_ids
-    return True
+    for key in (name, LAB_PREFIX + name):
+        value = f.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            text = str(value)
+            if text and text != "<NA>":
+                return text
+    return None
 
 
-def _short_ids(info: PodInfo | None) -> list[str]:
-    if info is None:
-        return []
-    return [c.container_id.split("://")[-1][:12] for c in info.containers if c.container_id]
+def public(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert as the learner's rule made it: without the lab's matching fields."""
+    out = dict(alert)
+    f = alert.get("output_fields")
+    if isinstance(f, Mapping):
+        out["output_fields"] = {k: v for k, v in f.items() if not str(k).startswith(LAB_PREFIX)}
+    return out
+
+
+def _program(alert: Mapping[str, Any]) -> str | None:
+    name = fact(alert, "proc.name")
+    if name is None:
+        words = command_words(fact(alert, "proc.cmdline") or "")
+        name = posixpath.basename(words[0]) if words else None
+    return name
+
+
+def fit(alert: Mapping[str, Any], t: WorkloadTarget) -> int | None:
+    """How well an alert fits a workload step (the number of facts that agree), None
+    when a fact contradicts it. Facts the alert lacks decide nothing."""
+    score = 0
+    cid = fact(alert, "container.id")
+    if cid == "host":
+        return None  # the node's own processes: no pod's
+    pod, ns = fact(alert, "k8s.pod.name"), fact(alert, "k8s.ns.name")
+    if pod is not None:
+        if pod != t.pod or (ns is not None and ns != t.namespace):
+            return None
+        score += 1
+    if cid is not None and t.container_ids:
+        if cid[:12] not in t.container_ids:
+            return None
+        score += 1
+    name = fact(alert, "container.name")
+    if name is not None and t.container is not None:
+        if name != t.container:
+            return None
+        score += 1
+    fd = fact(alert, "fd.name")
+    if fd is not None and t.files:
+        if posixpath.normpath(fd) not in t.files:
+            return None
+        score += 2  # the file is the step's own effect: the strongest sign
+    program = _program(alert)
+    if program is not None and t.programs:
+        if not any(program[:COMM_LEN] == p[:COMM_LEN] for p in t.programs):
+            return None
+        score += 1
+    elif program is not None and t.main is not None and program[:COMM_LEN] == t.main[:COMM_LEN]:
+        # A step without processes is its container's main process at work; but that
+        # process may run others (a script's commands): a match counts, a miss does not.
+        score += 1
+    return score
+
+
+def _container_of(alert: Mapping[str, Any], run: ExecRun) -> bool:
+    """Whether an alert in an exec step's window may be of that step's container."""
+    name = fact(alert, "container.name")
+    return name is None or run.container is None or name == run.container
 
 
 def assign(
     alerts: Sequence[dict[str, Any]],
     execs: Sequence[ExecRun],
-    workloads: Mapping[str, tuple[str, str, list[str]]],
+    workloads: Mapping[str, WorkloadTarget],
 ) -> dict[str, list[dict[str, Any]]]:
-    """Alerts by step: an exec step gets those of its pod in its window; a workload
-    step (the pod's own processes, which the lab cannot replay) those of its pod
-    outside every exec window. `workloads`: step -> (namespace, pod, container ids)."""
+    """Alerts by step: an exec step gets those of its pod and container in its window;
+    every other alert goes to the workload steps it fits best (see fit), or, fitting
+    none, to the key "". Alerts come without the lab's matching fields."""
     from lab.kind.falco_log import assign_alerts
 
     windows = [(r.step, r.start, r.end) for r in execs]
     pods = {r.step: (r.namespace, r.pod) for r in execs}
-    out = assign_alerts(alerts, windows, pods, grace=WINDOW_SLACK)
-    for a in out.pop("", []):
-        for step, (ns, pod, ids) in workloads.items():
-            if _same_pod(a, ns, pod, ids):
-                out.setdefault(step, []).append(a)
+    runs = {r.step: r for r in execs}
+    by_window = assign_alerts(alerts, windows, pods, grace=WINDOW_SLACK)
+    out: dict[str, list[dict[str, Any]]] = {}
+    rest: list[dict[str, Any]] = list(by_window.pop("", []))
+    for step, got in by_window.items():
+        mine = [a for a in got if _container_of(a, runs[step])]
+        rest += [a for a in got if not _container_of(a, runs[step])]
+        out[step] = [public(a) for a in mine]
+    for a in rest:
+        scores = {step: fit(a, t) for step, t in workloads.items()}
+        fits = {step: n for step, n in scores.items() if n is not None}
+        best = max(fits.values(), default=None)
+        chosen = [step for step, n in fits.items() if n == best] or [""]
+        for step in chosen:
+            out.setdefault(step, []).append(public(a))
     return out
+
+
+def workload_target(sc: Scenario, step: AttackStep, info: PodInfo | None) -> WorkloadTarget | None:
+    w = step.workload
+    if w is None:
+        return None
+    pod = sc.setup.pod(w.namespace, w.pod)
+    spec = pod.container(w.container) if pod is not None else None
+    name = spec.name if spec is not None else w.container
+    infos = info.containers if info is not None else []
+    short = [c.container_id.split("://")[-1][:12] for c in infos if c.container_id]
+    own = [c.container_id.split("://")[-1][:12] for c in infos
+           if c.container_id and c.name == name]  # fmt: skip
+    eff = step.effects
+    programs = {posixpath.basename(ws[0]) for ws in map(command_words, eff.processes) if ws}
+    main = posixpath.basename(spec.command[0]) if spec is not None and spec.command else None
+    files = frozenset(posixpath.normpath(p) for p in (*eff.reads, *eff.writes))
+    return WorkloadTarget(w.namespace, info.name if info is not None else w.pod, name,
+                          tuple(own or short), files, frozenset(programs), main)  # fmt: skip
+
+
+def falco_workload_steps(sc: Scenario) -> list[AttackStep]:
+    """The workload steps a Falco check grades."""
+    graded = {str(c.params.get("step")) for t in sc.tasks for c in t.checks
+              if c.type.startswith("falco_")}  # fmt: skip
+    return [s for s in sc.attack if s.workload is not None and s.id in graded]
+
+
+def observe_workloads(
+    nodes: LabNodes,
+    kube: Kube,
+    sc: Scenario,
+    node_of: Callable[[str | None], str | None],
+    since: datetime,
+    window: float,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    progress: Progress = no_progress,
+) -> None:
+    """Wait until every pod of a Falco-graded workload step has run `window` seconds
+    since the run started (or since its container started, if later): a workload acts
+    every few seconds, and Falco sees only what happens while it watches."""
+    if window <= 0:
+        return
+    starts: list[datetime] = []
+    for step in falco_workload_steps(sc):
+        w = step.workload
+        assert w is not None
+        info = find_pod(kube, w.namespace, w.pod, sc.setup.pod(w.namespace, w.pod))
+        if info is None or not info.running:
+            continue  # nothing to watch: the checks say why
+        started = since
+        for c in info.containers:
+            _, at = inspect_container(nodes, node_of(info.node), c.container_id)
+            if at is not None and at > started:
+                started = at
+        starts.append(started)
+    if not starts:
+        return
+    deadline = max(starts) + timedelta(seconds=window)
+    now = clock()
+    if now < deadline:
+        wait = (deadline - now).total_seconds()
+        progress(ProgressEvent(f"watching the workloads for {wait:.0f}s", phase="evidence"))
+    while now < deadline:
+        sleep(min(1.0, (deadline - now).total_seconds()))
+        now = clock()
 
 
 # --- Falco on a node --------------------------------------------------------------------
@@ -238,7 +415,7 @@ def falco_evidence(
 ) -> FalcoEvidence:
     """Each scenario node's Falco, and the alerts of the steps it saw."""
     ev = FalcoEvidence()
-    workloads: dict[str, dict[str, tuple[str, str, list[str]]]] = {}  # node -> step -> pod
+    workloads: dict[str, dict[str, WorkloadTarget]] = {}  # node -> step -> what fits it
     for step in sc.attack:
         if step.exec is not None and step.id in execs and execs[step.id].node:
             ev.step_nodes[step.id] = str(execs[step.id].node)
@@ -247,17 +424,17 @@ def falco_evidence(
             pod = sc.setup.pod(w.namespace, w.pod)
             info = find_pod(kube, w.namespace, w.pod, pod)
             node = node_of(info.node) if info else (pod.node if pod else None)
-            if node is not None:
+            target = workload_target(sc, step, info)
+            if node is not None and target is not None:
                 ev.step_nodes[step.id] = node
-                name = info.name if info else w.pod
-                workloads.setdefault(node, {})[step.id] = (w.namespace, name, _short_ids(info))
+                workloads.setdefault(node, {})[step.id] = target
     for node in (n.name for n in sc.cluster.nodes):
         status, alerts = falco_node(nodes, kube, node, names[node], since)
         if status.installed or node in ev.step_nodes.values():
             ev.nodes[node] = status
         on_node = [r for r in execs.values() if r.node == node]
         for step_id, got in assign(alerts, on_node, workloads.get(node, {})).items():
-            ev.alerts[step_id] = got
+            ev.alerts.setdefault(step_id, []).extend(got)
     for step in sc.attack:
         up = step.package_upgrade
         if up is not None and up.node in ev.nodes:

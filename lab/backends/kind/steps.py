@@ -240,3 +240,49 @@ def inverse(names: Mapping[str, str]) -> Callable[[str | None], str | None]:
     """Kubernetes node name (= kind container name) -> scenario node name."""
     back = {v: k for k, v in names.items()}
     return lambda k8s_node: back.get(k8s_node) if k8s_node else None
+
+
+# --- containers, as the node's runtime sees them ---------------------------------------
+
+
+def parse_inspect(text: str) -> tuple[int | None, datetime | None]:
+    """(pid, started at) of `crictl inspect -o json ID`: containerd's verbose info
+    carries the container's first process as the node sees it (info.pid) and the
+    status its start (status.startedAt, RFC 3339 with ns; the zero time when it never
+    started). (None, None) for anything else."""
+    import json
+    import re
+    from datetime import UTC
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    info, status = data.get("info"), data.get("status")
+    pid = info.get("pid") if isinstance(info, dict) else None
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+    raw = status.get("startedAt") if isinstance(status, dict) else None
+    started = None
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", str(raw))
+    if m and not m.group(1).startswith("0001-"):
+        micro = (m.group(2) or "").ljust(6, "0")[:6]
+        zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+        started = datetime.fromisoformat(f"{m.group(1)}.{micro}{zone}").astimezone(UTC)
+    return pid, started
+
+
+def inspect_container(
+    nodes: LabNodes, node: str | None, container_id: str
+) -> tuple[int | None, datetime | None]:
+    """`crictl inspect` of a pod's container (PodInfo's "containerd://<id>") in its
+    node; (None, None) when the node or the runtime does not know it."""
+    cid = container_id.split("://", 1)[-1]
+    if node is None or not cid:
+        return None, None
+    try:
+        r = nodes.exec(node, ["crictl", "inspect", "-o", "json", cid], timeout=30)
+    except LabError:
+        return None, None
+    return parse_inspect(r.stdout) if r.code == 0 else (None, None)
