@@ -23,12 +23,14 @@ import binascii
 import io
 import json
 import math
+import os
 import posixpath
 import select
 import struct
+import subprocess
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +112,29 @@ def node_container_names(cluster: str, nodes: Sequence[tuple[str, str]]) -> dict
         index = "" if seen[role] == 1 else str(seen[role])
         names[node] = f"{cluster}-{_KIND_SUFFIX[role]}{index}"
     return names
+
+
+def docker_endpoint(run: Callable[..., Any] | None = None) -> str | None:
+    """The daemon the `docker` CLI (and so kind) talks to: DOCKER_HOST, else the CLI's
+    current context (Docker Desktop, Colima, rootless Docker use one). docker-py's
+    from_env() reads only DOCKER_HOST and the default socket, so without this the lab
+    could look for kind's nodes on another daemon than the one kind made them on.
+    None: use docker-py's default."""
+    if os.environ.get("DOCKER_HOST"):
+        return None  # from_env() reads it (with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)
+    run = run or subprocess.run
+    try:
+        res = run(
+            ["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    host = res.stdout.strip() if res.returncode == 0 else ""
+    return host if host.startswith(("unix://", "npipe://", "tcp://", "ssh://")) else None
 
 
 class LabNodes:
@@ -313,7 +338,8 @@ class LabNodes:
             import docker  # lazily: docker-py is slow to import and only the kind backend needs it
 
             with self._docker_errors("connecting to Docker"):
-                self._client = docker.from_env()
+                host = docker_endpoint()
+                self._client = docker.DockerClient(base_url=host) if host else docker.from_env()
         return self._client
 
     def _guarded(self, node: str) -> Any:

@@ -241,10 +241,11 @@ def test_no_docker_at_all_points_at_doctor(monkeypatch: pytest.MonkeyPatch) -> N
     import docker
     import docker.errors
 
-    def refuse() -> None:
+    def refuse(*args: object, **kw: object) -> None:
         raise docker.errors.DockerException("Error while fetching server API version")
 
-    monkeypatch.setattr(docker, "from_env", refuse)
+    monkeypatch.setattr(docker, "from_env", refuse)  # no context: the default socket
+    monkeypatch.setattr(docker, "DockerClient", refuse)  # the CLI's context's endpoint
     with pytest.raises(LabError, match="connecting to Docker: cannot reach.*cks-lab doctor"):
         LabNodes("cks-lab").containers()
 
@@ -449,3 +450,47 @@ def test_kind_node_files_answers(error: NodeFileError | None, data: bytes, fact:
     nodes = FailingNodes(error, data)
     assert KindNodeFiles(nodes).read("controlplane", "/a") == fact  # type: ignore[arg-type]
     assert nodes.limits == [MAX_ANSWER_BYTES]
+
+
+class _Ran:
+    def __init__(self, code: int, out: str, err: str = "") -> None:
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (_Ran(0, "unix:///Users/ana/.docker/run/docker.sock\n"), "unix:///Users/ana/.docker/run/docker.sock"),
+        (_Ran(0, "unix:///var/run/docker.sock\n"), "unix:///var/run/docker.sock"),
+        (_Ran(1, "", 'context "x": context not found'), None),
+        (_Ran(0, "<no value>\n"), None),  # a context without a docker endpoint
+    ],
+)  # fmt: skip
+def test_the_docker_clis_current_context_is_the_daemon_used(
+    monkeypatch: pytest.MonkeyPatch, answer: _Ran, expected: str | None
+) -> None:
+    # Docker Desktop, Colima and rootless Docker are reached through a CLI context;
+    # docker-py alone would look at /var/run/docker.sock, where kind's nodes are not.
+    from lab.kind.nodes import docker_endpoint
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    seen: list[list[str]] = []
+
+    def run(argv: list[str], **kw: object) -> _Ran:
+        seen.append(argv)
+        return answer
+
+    assert docker_endpoint(run) == expected
+    assert seen == [["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"]]
+
+
+def test_docker_host_wins_and_no_docker_cli_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.kind.nodes import docker_endpoint
+
+    def missing(argv: list[str], **kw: object) -> _Ran:
+        raise FileNotFoundError("docker")
+
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    assert docker_endpoint(missing) is None  # docker-py's from_env() reads DOCKER_HOST itself
+    monkeypatch.delenv("DOCKER_HOST")
+    assert docker_endpoint(missing) is None
