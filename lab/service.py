@@ -294,6 +294,7 @@ def check(op: Opened, progress: Progress = no_progress) -> ScenarioResult:
             "(your files are backed up first)",
             file=str(op.ws.root),
         )
+    require_on_cluster(op, "check it")
     backend = workspace_backend(op.ws)
     evidence = backend.run_attack(op.sc, op.ws, progress)
     from lab.grading.grader import grade
@@ -407,7 +408,12 @@ def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False
     viewed.update(t.id for t in tasks)
     op.ws.update_state(solutions_viewed=sorted(viewed))
     if apply:
-        op.ws.backup("before-solution")
+        kind = _kind_backend(op.ws)
+        if kind is None:
+            op.ws.backup("before-solution")
+        else:  # the learner's files are on the nodes: save them from there
+            require_on_cluster(op, "apply the solution")
+            kind.save_files(op.sc, "before-solution")
         _write_solutions(op.ws, op.sc, tasks)
     return tasks
 
@@ -441,10 +447,36 @@ def node_exec(op: Opened, node: str, argv: list[str]) -> ExecResult:
         from lab.exam.guard import refuse_after_deadline
 
         refuse_after_deadline(op.ws, "node exec")
+        require_on_cluster(op, "run a command on its nodes")
         return kind.node_exec(op.sc, node, argv)  # type: ignore[return-value]
     from lab.nodeexec import node_exec as run  # the AppArmor engine, only when needed
 
     return run(op.ws, op.sc, node, argv)
+
+
+def require_on_cluster(op: Opened, what: str) -> None:
+    """On kind, refuse work on a workspace whose scenario the cluster no longer holds:
+    it would attack, or write onto, another scenario's nodes."""
+    kind = _kind_backend(op.ws)
+    if kind is None or kind.holds(op.ws):
+        return
+    from lab.kind.cluster import read_state
+
+    name = kind.cluster.name
+    if read_state(kind.cluster).get("phase") != "ready":  # type: ignore[arg-type]
+        up = "cks-lab up" + ("" if name == DEFAULT_CLUSTER else f" --name {name}")
+        raise LabError(
+            f"cannot {what}: the kind cluster {name!r} is not up; `{up} --scenario {op.sc.id}` "
+            "makes it and sets your scenario up again",
+            file=str(op.ws.root),
+        )
+    other = kind.holder()
+    now = f"scenario {other!r}" if other else "no finished scenario"
+    raise LabError(
+        f"cannot {what}: the kind cluster now holds {now}, not {op.sc.id!r}; "
+        f"`cks-lab start {op.sc.id}` sets yours up again (your saved files come back)",
+        file=str(op.ws.root),
+    )
 
 
 def _kind_backend(ws: Workspace) -> KindBackend | None:

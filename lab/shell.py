@@ -148,6 +148,7 @@ def _kind_shell(op: Opened, node: str, base_env: Mapping[str, str] | None) -> Sh
     exam's `ssh NODE`. `cks-lab check` runs outside it, on the host."""
     from lab import service
 
+    service.require_on_cluster(op, "open a shell on its nodes")
     backend = service.workspace_backend(op.ws)
     argv = backend.shell_argv(op.sc, node)  # type: ignore[attr-defined]
     env = dict(os.environ if base_env is None else base_env)

@@ -85,8 +85,9 @@ def test_a_kind_workspace_without_its_cluster_says_so(tmp_path: Path) -> None:
     op.ws.update_state(backend="kind", cluster="cks-lab-nonesuch")
     with pytest.raises(LabError) as err:
         shell_command(op, base_env=env())
-    # no node container of that cluster (or no docker at all): never another container
-    assert "cks-lab-nonesuch" in str(err.value) or "docker" in str(err.value).lower()
+    # never another container: the lab says the cluster is not up and how to get it
+    assert "the kind cluster 'cks-lab-nonesuch' is not up" in str(err.value)
+    assert "cks-lab up --name cks-lab-nonesuch --scenario" in str(err.value)
 
 
 @needs_bash

@@ -26,6 +26,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[KindBackend, F
     )
     cluster = ClusterHandle("cks-lab", tmp_path / "cluster")
     cluster.dir.mkdir()
+    (cluster.dir / "state.json").write_text('{"name": "cks-lab", "phase": "ready"}')
     backend = KindBackend(
         cluster, nodes, FakeKube(), FakeClock(T0), sleep=lambda s: None,
         falco_grace=0, audit_grace=0, settle_timeout=0, pods_timeout=0,
@@ -117,3 +118,39 @@ def test_a_kind_reset_keeps_its_backup_as_a_snapshot_not_an_empty_folder_backup(
     assert not (op.ws.lab_dir / "backups").exists()  # the node trees hold nothing on kind
     sim, _ = service.start(catalog(), "apparmor-deny-write")
     assert service.backup_dir(sim.ws) == sim.ws.lab_dir / "backups"
+
+
+def test_work_on_a_scenario_the_cluster_no_longer_holds_is_refused(
+    lab: tuple[KindBackend, FakeNodes],
+) -> None:
+    # `up --scenario B` while the TUI still shows A: a check of A would attack B's
+    # cluster, and its solution would land on B's nodes
+    backend, nodes = lab
+    a, _ = service.start(catalog(), "apparmor-deny-write", backend="kind")
+    service.start(catalog(), "audit-enable-logging", backend="kind")
+    before = list(nodes.calls)
+    for what, call in [
+        ("check it", lambda: service.check(a)),
+        ("run a command on its nodes", lambda: service.node_exec(a, "worker", ["aa-status"])),
+        ("apply the solution", lambda: service.show_solution(a, apply=True)),
+        ("open a shell on its nodes", lambda: service.shell_command(a, "worker")),
+    ]:
+        with pytest.raises(LabError, match=f"cannot {what}: the kind cluster now holds "
+                           "scenario 'audit-enable-logging'"):  # fmt: skip
+            call()
+    assert nodes.calls == before  # nothing ran on the nodes
+    assert not service.status(a).attempts  # and no failed attempt was recorded
+
+
+def test_applying_a_solution_on_kind_saves_the_learners_node_files_first(
+    lab: tuple[KindBackend, FakeNodes],
+) -> None:
+    backend, nodes = lab
+    op, _ = service.start(catalog(), "apparmor-deny-write", backend="kind")
+    mine = b"apiVersion: v1\nkind: Pod\n# my edit\n"
+    nodes.files["controlplane"]["/root/hello-apparmor.yaml"] = mine
+    service.show_solution(op, apply=True)
+    saved = sorted(service.backup_dir(op.ws).iterdir())
+    assert saved, "a snapshot was taken before the solution was written"
+    kept = saved[-1] / "controlplane" / "root" / "hello-apparmor.yaml"
+    assert kept.read_bytes() == mine

@@ -230,6 +230,23 @@ class KindBackend:
             progress=progress,
         )  # fmt: skip
 
+    def save_files(
+        self, sc: LoadedScenario, reason: str, progress: Progress = no_progress
+    ) -> Path | None:
+        """Save the learner's node files (before the lab writes over them: a solution);
+        the snapshot folder in the workspace the cluster holds."""
+        names = self._names(sc.model)
+        return snapshot.save_before_reset(
+            self._lab_nodes(names), lab_reset.load_state(self.cluster.dir), names,
+            sc.model.control_plane, self.cluster.dir, snapshot.lab_folders(self.cluster.dir),
+            reason=reason, progress=progress,
+        )  # fmt: skip
+
+    def holder(self) -> str | None:
+        """The scenario the cluster holds, fully set up; None when none is."""
+        state = lab_reset.load_state(self.cluster.dir)
+        return state.scenario if state.workspace else None
+
     def holds(self, ws: Workspace) -> bool:
         """Whether the cluster holds this workspace's scenario, fully set up: the
         cluster has one scenario at a time, so going back to another means setting
