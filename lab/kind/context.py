@@ -56,9 +56,7 @@ def _pick(doc: Document, section: str, name: str, what: str) -> tuple[int, dict[
             file=doc.source,
             line=doc.line_of((section,)),
         )
-    found = [
-        (i, e) for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == name
-    ]
+    found = [(i, e) for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == name]
     if not found:
         names = [e.get("name") for e in entries if isinstance(e, dict)]
         raise LabError(
@@ -134,6 +132,18 @@ def lab_context(kubeconfig: Path, cluster: str) -> dict[str, Any]:
             f"{body['proxy-url']!r}; a kind cluster is reached directly",
             file=doc.source,
             line=doc.line_of(("clusters", ki, "cluster", "proxy-url")),
+        )
+    # The CA kind wrote pins the API server: without it (or with verification off)
+    # whatever listens on that loopback port now would be trusted as the cluster.
+    if body.get("insecure-skip-tls-verify") or not (
+        body.get("certificate-authority-data") or body.get("certificate-authority")
+    ):
+        raise LabError(
+            f"refusing context {context_name!r}: its cluster has no certificate authority "
+            "(or skips TLS verification); kind writes its CA into the kubeconfig, so this "
+            "one did not come from `cks-lab up`",
+            file=doc.source,
+            line=doc.line_of(("clusters", ki, "cluster")),
         )
     # kind writes client certificates; an exec/auth plugin would run a program.
     plugin = next((k for k in ("exec", "auth-provider") if user_entry["user"].get(k)), None)

@@ -184,6 +184,25 @@ def test_proxy_and_exec_plugins_are_refused(tmp_path: Path) -> None:
         lab_context(_write(tmp_path, data), "cks-lab")
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"certificate-authority-data": None},  # no CA: anything on the port would do
+        {"insecure-skip-tls-verify": True},  # verification off, CA or not
+    ],
+)
+def test_a_cluster_without_its_ca_pinned_is_refused(tmp_path: Path, change: dict[str, Any]) -> None:
+    data = _config()
+    body = data["clusters"][0]["cluster"]
+    for key, value in change.items():
+        if value is None:
+            body.pop(key)
+        else:
+            body[key] = value
+    with pytest.raises(LabError, match="no certificate authority"):
+        lab_context(_write(tmp_path, data), "cks-lab")
+
+
 def test_huge_kubeconfig_is_a_located_error(tmp_path: Path) -> None:
     path = tmp_path / "kubeconfig"
     path.write_text(KIND_KUBECONFIG + "#" * (2 * 1024 * 1024))
