@@ -156,6 +156,30 @@ def unload_lab_profiles(nodes: LabNodes, node: str, baseline: Iterable[str]) -> 
     return removed
 
 
+def release_host_profiles(
+    cluster_dir: Path, cluster: str, progress: Progress, nodes: LabNodes | None = None
+) -> list[str]:
+    """Before the cluster goes: unload the profiles the lab and the learner loaded.
+    The nodes share the host's kernel, so deleting the containers would leave them
+    loaded on the host until it reboots. The profiles unloaded ("node:path")."""
+    state = load_state(cluster_dir)
+    if not state.apparmor:
+        return []
+    if nodes is None:
+        from lab.kind.nodes import LabNodes
+
+        nodes = LabNodes(cluster)  # node names are the containers' here
+    done: list[str] = []
+    for container, baseline in sorted(state.apparmor.items()):
+        try:
+            done += [f"{container}:{p}" for p in unload_lab_profiles(nodes, container, baseline)]
+        except LabError as e:  # the node is gone or stopped: nothing of it to unload
+            progress(_event(f"could not unload AppArmor profiles on {container}: {e.message}"))
+    if done:
+        progress(_event(f"unloaded {len(done)} AppArmor profile file(s) from the host kernel"))
+    return done
+
+
 def reset(
     nodes: LabNodes,
     kube: Kube,
