@@ -479,6 +479,19 @@ def require_on_cluster(op: Opened, what: str) -> None:
     )
 
 
+def kind_nodes(op: Opened) -> dict[str, str] | None:
+    """On kind, each node's container (`docker exec -it NAME bash` reaches it);
+    None on the sim, whose nodes are the workspace's folders."""
+    state = op.ws.state()
+    if state.get("backend", "sim") != "kind":
+        return None
+    from lab.kind.nodes import node_container_names  # no docker call: kind's naming
+
+    cluster = str(state.get("cluster") or DEFAULT_CLUSTER)
+    nodes = [(n.name, n.role) for n in op.sc.model.cluster.nodes]
+    return dict(node_container_names(cluster, nodes))
+
+
 def _kind_backend(ws: Workspace) -> KindBackend | None:
     """The workspace's KindBackend, or None on the sim (whose nodes are its folders)."""
     if ws.state().get("backend", "sim") != "kind":

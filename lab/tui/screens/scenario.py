@@ -103,6 +103,9 @@ def where_markdown(op: Opened | None, sc: LoadedScenario) -> str:
             "Not started yet. Press **x** to start: the lab creates a workspace, one folder "
             "per node, holding each node's `/`.\n\nOr in a terminal: `cks-lab start " + m.id + "`"
         )
+    containers = service.kind_nodes(op)
+    if containers is not None:
+        return _kind_where(op, sc, containers)
     out = ["## Where to work", "", f"Workspace: `{op.ws.root}`", ""]
     out += [
         f"- node **{n.name}** ({n.role}): `{op.ws.node_root(n.name)}/`" for n in m.cluster.nodes
@@ -119,6 +122,25 @@ def where_markdown(op: Opened | None, sc: LoadedScenario) -> str:
         "```",
         "",
         "**y** copies the `cd` line.",
+    ]
+    return "\n".join(out)
+
+
+def _kind_where(op: Opened, sc: LoadedScenario, containers: dict[str, str]) -> str:
+    """On kind the nodes are containers: you work in them, as over ssh on the exam."""
+    m = sc.model
+    out = ["## Where to work", "", "The nodes are the kind cluster's containers:", ""]
+    out += [f"- node **{n.name}** ({n.role}): `docker exec -it {containers[n.name]} bash`"
+            for n in m.cluster.nodes]  # fmt: skip
+    out += ["", "The files this scenario is about, on the nodes:", ""]
+    out += [f"- {f.node}: `{f.path}`" for f in m.setup.files]
+    out += [
+        "",
+        "**s** opens a shell on a node (`exit` comes back here). Check from the host:",
+        "",
+        "```sh",
+        f"cks-lab check -w {op.ws.root}",
+        "```",
     ]
     return "\n".join(out)
 
