@@ -145,9 +145,11 @@ def status_text(st: ClusterStatus) -> str:
 def up(scenario_id: str | None, name: str, config: str, recreate: bool) -> None:
     """Create (or reuse) the lab's kind cluster; with --scenario, start a scenario on it.
 
-    A healthy cluster made from the same config is reused. One left half-made by
-    a cancelled `up` is deleted and created again. Ctrl-C while kind works stops
-    it; `cks-lab up` finishes the job later, `cks-lab down` cleans up.
+    A healthy cluster made from the same config is reused; one whose node
+    containers stopped is started again; one whose nodes are not Ready yet is
+    checked again. One left half-made by a cancelled `up` is deleted and created
+    again. Ctrl-C while kind works stops it; `cks-lab up` finishes the job later,
+    `cks-lab down` cleans up.
     """
     from lab.kind import cluster
 
@@ -163,6 +165,9 @@ def up(scenario_id: str | None, name: str, config: str, recreate: bool) -> None:
     except cluster.ClusterCreateError as e:
         for line in e.kind_lines:
             click.echo(f"  kind: {_esc(line)}", err=True)
+        raise
+    except cluster.ClusterNotReady as e:  # there, not usable yet: show it, start nothing
+        click.echo(status_text(e.status))
         raise
     except cluster.ClusterCancelled as e:  # Ctrl-C: the shell's "interrupted" status
         click.echo(f"cks-lab: {e}", err=True)

@@ -9,14 +9,19 @@ digest and when it was created.
 state.json is written "creating" before kind starts and "ready" after it
 succeeds, so a cancelled or crashed `up` leaves a trace the next `up` finishes
 (it deletes the half-made cluster and creates it again) and `down` cleans.
+"created" means kind made the cluster but its nodes were not Ready (kind's
+--wait ran out, or stopped nodes were started again): the next `up` checks again.
+It also records "apparmor": whether the nodes got the host's AppArmor interface.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +32,15 @@ from typing import Any
 from lab.errors import LabError
 from lab.fsutil import atomic_write_bytes, atomic_write_json
 from lab.kind import kind_cli
-from lab.kind.config import check_cluster_name, check_config, render_config
+from lab.kind.config import (
+    SECURITYFS,
+    check_cluster_name,
+    check_config,
+    drop_mounts,
+    file_volumes,
+    node_count,
+    render_config,
+)
 from lab.kind.kind_cli import NodeState
 from lab.kind.runner import CommandNotFound, CommandResult, Runner
 from lab.work import Progress, ProgressEvent
@@ -37,10 +50,27 @@ CONFIG_FILE = "kind-config.yaml"
 CREATE_TIMEOUT = 1800.0  # the first create pulls a ~1 GiB node image
 QUERY_TIMEOUT = 30.0
 DELETE_TIMEOUT = 300.0
+READY_TIMEOUT = 120.0  # how long `up` waits for the nodes of an existing cluster to be Ready
+READY_POLL = 2.0
+START_TIMEOUT = 30.0  # how long started node containers get to show as running
+LOCK_TRIES = 10  # a `status` may hold the lock for a moment to look at it
 
 PHASES = ("absent", "creating", "created", "ready", "broken")
-# state.json "phase": creating (kind is, or was when interrupted), ready, failed
-_CREATING, _READY, _FAILED = "creating", "ready", "failed"
+# state.json "phase": creating (kind is, or was when interrupted), created (made,
+# nodes not yet seen Ready), ready, failed
+_CREATING, _CREATED, _READY, _FAILED = "creating", "created", "ready", "failed"
+_STARTABLE = ("exited", "created")  # docker states `docker start` brings back
+
+# Written before `kind create` when the config's API server reads a policy file
+# from the audit-policy folder (kubeadm fails on a missing File volume).
+DEFAULT_AUDIT_POLICY = """\
+# cks-lab's starting audit policy: the API server of this cluster reads a policy
+# file at start-up. Scenarios replace it; edit it as a scenario asks.
+apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+  - level: Metadata
+"""
 
 
 @dataclass(frozen=True)
@@ -148,6 +178,14 @@ class ConfigChanged(LabError):
     """The cluster exists but was made from another config: recreate it to change."""
 
 
+class ClusterNotReady(LabError):
+    """The cluster exists but its nodes are not Ready (yet); `status` says how it is."""
+
+    def __init__(self, message: str, status: ClusterStatus) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _default_runner(runner: Runner | None) -> Runner:
     if runner is not None:
         return runner
@@ -179,11 +217,22 @@ def config_digest(config_text: str, image: str = kind_cli.NODE_IMAGE) -> str:
     return hashlib.sha256(f"{image}\n{config_text}".encode()).hexdigest()
 
 
+def cluster_has_apparmor(handle: ClusterHandle) -> bool | None:
+    """Whether `up` gave the cluster's nodes the host's AppArmor interface (the Docker
+    daemon confines with AppArmor); None when not recorded (no cluster, or an older lab).
+    Without it the AppArmor scenarios run on the sim backend."""
+    value = read_state(handle).get("apparmor")
+    return value if isinstance(value, bool) else None
+
+
 def status(handle: ClusterHandle, *, runner: Runner | None = None) -> ClusterStatus:
     """What kind, docker and the lab's state say about the cluster; never raises for
     a missing kind or docker (it says so in `detail`)."""
     check_cluster_name(handle.name)
-    run = _default_runner(runner)
+    return _status(handle, _default_runner(runner), look_at_lock=True)
+
+
+def _status(handle: ClusterHandle, run: Runner, *, look_at_lock: bool) -> ClusterStatus:
     state = read_state(handle)
     detail: list[str] = []
     missing: list[str] = []
@@ -213,10 +262,16 @@ def status(handle: ClusterHandle, *, runner: Runner | None = None) -> ClusterSta
     recorded = state.get("phase")
     stopped = [n for n in nodes if not n.running]
 
+    busy = look_at_lock and _lock_held(handle)
+    if busy and recorded != _CREATING:
+        detail.append("another cks-lab is running `up` or `down` on it right now")
+
     if recorded == _CREATING:
         phase = "creating"
         detail.append(
-            "a `cks-lab up` was interrupted while creating it: `cks-lab up` deletes and "
+            "it is being created by another cks-lab (a `cks-lab up` is running): wait for it"
+            if busy
+            else "a `cks-lab up` was interrupted while creating it: `cks-lab up` deletes and "
             "recreates it, `cks-lab down` removes it"
         )
     elif not exists and not nodes:
@@ -229,10 +284,12 @@ def status(handle: ClusterHandle, *, runner: Runner | None = None) -> ClusterSta
             detail.append(f"node {n.name} is {n.state} ({n.status or 'no status'})")
         if not nodes:
             detail.append("kind lists it but docker shows no node containers")
+        elif exists and recorded in (_READY, _CREATED) and _startable(stopped):
+            detail.append("its node containers are stopped: `cks-lab up` starts them again")
     elif recorded == _FAILED:
         phase = "broken"
         detail.append(f"the last `cks-lab up` failed: {state.get('error', '?')}")
-    elif recorded != _READY:
+    elif recorded not in (_READY, _CREATED):
         phase = "created"
         detail.append(
             "kind has this cluster but the lab did not create it (or lost its record): "
@@ -241,6 +298,12 @@ def status(handle: ClusterHandle, *, runner: Runner | None = None) -> ClusterSta
     elif kubeconfig is None:
         phase = "broken"
         detail.append(f"its kubeconfig {handle.kubeconfig} is missing")
+    elif recorded == _CREATED:
+        phase = "created"
+        detail.append(
+            "its nodes were not Ready when last checked (they may still be starting): "
+            "`cks-lab up` checks again"
+        )
     else:
         phase = "ready"
     return ClusterStatus(
@@ -258,20 +321,79 @@ def status(handle: ClusterHandle, *, runner: Runner | None = None) -> ClusterSta
     )
 
 
+def _startable(stopped: list[NodeState]) -> bool:
+    return bool(stopped) and all(n.state in _STARTABLE for n in stopped)
+
+
 def _first(res: CommandResult) -> str:
     lines = [ln.strip() for ln in res.lines if ln.strip()]
     return lines[-1] if lines else f"exit status {res.code}"
 
 
-def _render(handle: ClusterHandle, template: Path) -> str:
-    text = render_config(template, handle.dir, handle.name)
+def _check(text: str, source: str) -> str:
     problems = check_config(text)
     if problems:
         raise LabError(
             f"the kind config is not what kind v0.32 needs: {'; '.join(problems)}",
-            file=str(template),
+            file=source,
         )
     return text
+
+
+def _render(handle: ClusterHandle, template: Path) -> str:
+    return _check(render_config(template, handle.dir, handle.name), str(template))
+
+
+def for_host(text: str, apparmor: bool) -> str:
+    """The rendered config as this host can run it: without the Docker daemon's
+    AppArmor, no node gets the host's /sys/kernel/security. (docker would have to
+    create it as a mount source, which fails under sysfs, and the mount would hand
+    any privileged pod the host's AppArmor interface for nothing.)"""
+    if apparmor:
+        return text
+    return drop_mounts(
+        text,
+        SECURITYFS,
+        "Rendered by cks-lab for a Docker daemon without AppArmor: the nodes do not get\n"
+        f"the host's {SECURITYFS}, so the AppArmor scenarios run on the sim backend.",
+    )
+
+
+def docker_has_apparmor(run: Runner) -> bool:
+    """Whether the Docker daemon confines containers with AppArmor (`docker info`)."""
+    res = run.run(kind_cli.docker_security_argv(), timeout=QUERY_TIMEOUT)
+    if res.code != 0:
+        raise LabError(
+            f"`docker info` failed: {_first(res)}; `cks-lab doctor` checks docker and kind"
+        )
+    return kind_cli.has_apparmor(kind_cli.parse_security_options(res.stdout))
+
+
+def _lock_file(handle: ClusterHandle) -> Path:
+    # beside the cluster's folder, which `down` removes
+    return clusters_dir() / f".{handle.name}.lock"
+
+
+def _lock_held(handle: ClusterHandle) -> bool:
+    """Whether a `cks-lab up` or `down` (in any process) holds the cluster's lock."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(_lock_file(handle), os.O_RDONLY)
+    except OSError:
+        return False  # never locked since the lab made its folder
+    try:
+        # shared: it never stops another status; a held exclusive lock refuses it
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases a lock taken here
+    return False
 
 
 @contextmanager
@@ -283,17 +405,19 @@ def _exclusive(handle: ClusterHandle) -> Iterator[None]:
     except ImportError:  # not POSIX: no kind backend there anyway
         yield
         return
-    root = clusters_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    # beside the cluster's folder, which `down` removes
-    with open(root / f".{handle.name}.lock", "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LabError(
-                f"another `cks-lab up` or `down` is working on kind cluster {handle.name!r}; "
-                "wait for it to finish"
-            ) from None
+    clusters_dir().mkdir(parents=True, exist_ok=True)
+    with open(_lock_file(handle), "a") as fh:
+        for attempt in range(LOCK_TRIES):
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == LOCK_TRIES - 1:
+                    raise LabError(
+                        f"another `cks-lab up` or `down` is working on kind cluster "
+                        f"{handle.name!r}; wait for it to finish"
+                    ) from None
+                time.sleep(0.1)  # a `status` looking at the lock lets go at once
         try:
             yield
         finally:
@@ -311,7 +435,9 @@ def up(
 ) -> ClusterStatus:
     """Create the cluster from `template`, or reuse it when it is healthy and made
     from the same config. A half-made or broken one is deleted and recreated;
-    one made from another config only with `recreate` (else ConfigChanged)."""
+    one made from another config only with `recreate` (else ConfigChanged). One
+    whose node containers stopped is started again; one whose nodes are not Ready
+    raises ClusterNotReady (the next `up` checks again)."""
     check_cluster_name(handle.name)
     with _exclusive(handle):
         return _up(handle, template, progress, _default_runner(runner), cancel, recreate)
@@ -325,9 +451,8 @@ def _up(
     cancel: threading.Event | None,
     recreate: bool,
 ) -> ClusterStatus:
-    text = _render(handle, template)
-    digest = config_digest(text)
-    st = status(handle, runner=run)
+    rendered = _render(handle, template)  # a bad config stops before docker is asked
+    st = _status(handle, run, look_at_lock=False)
     if st.missing:
         raise CommandNotFound(st.missing[0])
     if st.errors:  # e.g. the docker daemon is down: kind would fail the same way
@@ -335,14 +460,34 @@ def _up(
             f"cannot see kind cluster {handle.name!r}: {'; '.join(st.errors)}; "
             "`cks-lab doctor` checks docker and kind"
         )
+    apparmor = docker_has_apparmor(run)
+    text = _check(for_host(rendered, apparmor), str(template))
+    digest = config_digest(text)
+    recorded = read_state(handle).get("phase")
+    ours = recorded in (_READY, _CREATED)  # made by the lab, kind finished
 
     if st.phase == "ready" and st.config_digest == digest:
         progress(f"Reusing kind cluster {handle.name}: its {len(st.nodes)} nodes are running")
         return st
-    if st.phase in ("ready", "created") and not recreate:
+    stopped = [n for n in st.nodes if not n.running]
+    restartable = (
+        ours
+        and st.exists
+        and st.kubeconfig is not None
+        and _startable(stopped)
+        and len(st.nodes) == node_count(text)
+    )
+    if not recreate and ours and st.config_digest == digest:
+        if restartable:
+            return _restart(handle, stopped, progress, run, cancel)
+        if st.phase == "created":
+            progress(f"Kind cluster {handle.name} exists; checking that its nodes are Ready")
+            return _promote(handle, progress, run, cancel)
+    if (st.phase in ("ready", "created") or restartable) and not recreate:
         why = (
-            "was created from another kind config or node image"
-            if st.phase == "ready"
+            "was created from another kind config or node image (or for a Docker daemon "
+            "with other AppArmor support)"
+            if ours
             else "exists but the lab has no record of creating it"
         )
         raise ConfigChanged(
@@ -355,20 +500,43 @@ def _up(
             "broken": "is not healthy (" + "; ".join(st.detail[:2]) + ")",
         }.get(st.phase, "is to be recreated")
         progress(f"Kind cluster {handle.name} {reason}: deleting it and creating it again")
-        _delete(handle, progress, run)
-    return _create(handle, text, digest, progress, run, cancel)
+        _delete(handle, progress, run, cancel)
+    if cancel is not None and cancel.is_set():
+        raise ClusterCancelled(
+            f"cancelled before creating kind cluster {handle.name!r}: `cks-lab up` creates it"
+        )
+    return _create(handle, text, digest, apparmor, progress, run, cancel)
+
+
+def _prepare_host(handle: ClusterHandle, text: str) -> None:
+    """The host side of the config's mounts, before kind runs: the folders, and the
+    files kubeadm mounts with pathType File (it refuses to start without them)."""
+    for d in (handle.dir, handle.audit_policy_dir, handle.audit_log_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    policy = handle.audit_policy_dir / "policy.yaml"
+    for node_path, host in file_volumes(text):
+        if host is None:
+            continue  # the node image's own file
+        if Path(host) == policy and not policy.exists():
+            atomic_write_bytes(policy, DEFAULT_AUDIT_POLICY.encode())
+        elif not Path(host).is_file():
+            raise LabError(
+                f"the kind config has kubeadm mount {node_path} (pathType File) from {host} "
+                "on this host, which is not a file: kubeadm would fail to start the "
+                "control plane; create it first"
+            )
 
 
 def _create(
     handle: ClusterHandle,
     text: str,
     digest: str,
+    apparmor: bool,
     progress: Progress,
     run: Runner,
     cancel: threading.Event | None,
 ) -> ClusterStatus:
-    for d in (handle.dir, handle.audit_policy_dir, handle.audit_log_dir):
-        d.mkdir(parents=True, exist_ok=True)
+    _prepare_host(handle, text)
     atomic_write_bytes(handle.config_file, text.encode())
     handle.kubeconfig.unlink(missing_ok=True)  # a stale one must not pass for the new cluster
     _write_state(
@@ -376,6 +544,7 @@ def _create(
         phase=_CREATING,
         config_digest=digest,
         image=kind_cli.NODE_IMAGE,
+        apparmor=apparmor,
         started=_now(),
         created=None,
         error=None,
@@ -416,14 +585,152 @@ def _create(
             f"kind created cluster {handle.name!r} but wrote no kubeconfig at "
             f"{handle.kubeconfig}; `cks-lab up --recreate` tries again"
         )
+    if kind_cli.wait_timed_out(result.lines):
+        # kind exits 0 when its --wait runs out: the cluster is there, not usable yet
+        _write_state(handle, phase=_CREATED, created=_now(), error=None)
+        progress(
+            ProgressEvent(
+                f"Kind cluster {handle.name} is created but its nodes are not Ready yet",
+                kind_cli.CREATE_PHASE,
+            )
+        )
+        st = _status(handle, run, look_at_lock=False)
+        raise ClusterNotReady(
+            f"kind created cluster {handle.name!r} but its nodes were not Ready within "
+            f"{kind_cli.WAIT}; they may still be starting: run `cks-lab up` again in a "
+            "minute (it checks again), `cks-lab up --recreate` if they never get Ready",
+            st,
+        )
     _write_state(handle, phase=_READY, created=_now(), error=None)
     progress(ProgressEvent(f"Kind cluster {handle.name} is ready", kind_cli.CREATE_PHASE))
-    return status(handle, runner=run)
+    return _status(handle, run, look_at_lock=False)
 
 
-def _delete(handle: ClusterHandle, progress: Progress, run: Runner) -> None:
+def _nodes_ready(handle: ClusterHandle, run: Runner) -> tuple[bool, str]:
+    """Whether every node of the cluster is Ready, as the control-plane node's own
+    kubectl sees it (what kind's --wait checks); else why not."""
+    st = _status(handle, run, look_at_lock=False)
+    plane = next((n for n in st.nodes if n.role == "control-plane"), None)
+    if plane is None or not plane.running:
+        return False, "its control-plane node container is not running"
+    res = run.run(kind_cli.node_get_nodes_argv(plane.id), timeout=QUERY_TIMEOUT)
+    if res.code != 0:
+        return False, f"its API server does not answer yet: {_first(res)}"
+    ready = kind_cli.parse_nodes_ready(res.stdout)
+    waiting = sorted(name for name, ok in ready.items() if not ok)
+    if waiting:
+        return False, f"not Ready: {', '.join(waiting)}"
+    if len(ready) < len(st.nodes):
+        return False, f"{len(ready)} of {len(st.nodes)} nodes have joined"
+    return True, ""
+
+
+def _sleep(cancel: threading.Event | None, seconds: float) -> bool:
+    """Wait; True when cancelled meanwhile."""
+    if cancel is None:
+        time.sleep(seconds)
+        return False
+    return cancel.wait(seconds)
+
+
+def _wait_ready(
+    handle: ClusterHandle, progress: Progress, run: Runner, cancel: threading.Event | None
+) -> tuple[bool, str]:
+    progress(f"Waiting ≤ {READY_TIMEOUT:.0f}s for the nodes of {handle.name} to be Ready")
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        ok, why = _nodes_ready(handle, run)
+        if ok or time.monotonic() >= deadline:
+            return ok, why
+        if _sleep(cancel, READY_POLL):
+            raise ClusterCancelled(
+                f"cancelled while waiting for the nodes of kind cluster {handle.name!r}: "
+                "`cks-lab up` checks them again"
+            )
+
+
+def _promote(
+    handle: ClusterHandle, progress: Progress, run: Runner, cancel: threading.Event | None
+) -> ClusterStatus:
+    """A made cluster whose nodes were not Ready: ready once they are."""
+    ok, why = _wait_ready(handle, progress, run, cancel)
+    if ok:
+        _write_state(handle, phase=_READY, error=None)
+        progress(f"Kind cluster {handle.name} is ready: all its nodes are Ready")
+        return _status(handle, run, look_at_lock=False)
+    _write_state(handle, phase=_CREATED)
+    raise ClusterNotReady(
+        f"the nodes of kind cluster {handle.name!r} are not Ready after "
+        f"{READY_TIMEOUT:.0f}s ({why}): run `cks-lab up` again later (it checks again), or "
+        "`cks-lab up --recreate` to delete and recreate the cluster",
+        _status(handle, run, look_at_lock=False),
+    )
+
+
+def _restart(
+    handle: ClusterHandle,
+    stopped: list[NodeState],
+    progress: Progress,
+    run: Runner,
+    cancel: threading.Event | None,
+) -> ClusterStatus:
+    """Node containers that stopped (Docker Desktop quit, a reboot): start them again,
+    control plane first, rather than delete the learner's cluster."""
+    names = ", ".join(n.name for n in stopped)
+    progress(
+        f"Kind cluster {handle.name}: its node containers are stopped ({names}); starting them"
+    )
+    # until its nodes are seen Ready, the next `up` checks (and never deletes) it
+    _write_state(handle, phase=_CREATED)
+    for n in sorted(stopped, key=lambda n: n.role != "control-plane"):
+        progress(f"Starting node container {n.name}")
+        res = run.run(kind_cli.docker_start_argv(n.id), timeout=QUERY_TIMEOUT, cancel=cancel)
+        if res.cancelled:
+            raise ClusterCancelled(
+                f"cancelled while starting the nodes of kind cluster {handle.name!r}: "
+                "`cks-lab up` starts them"
+            )
+        if res.code != 0:
+            raise LabError(
+                f"`docker start {n.name}` failed: {_first(res)}; `cks-lab up --recreate` "
+                f"deletes and recreates kind cluster {handle.name!r}"
+            )
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        st = _status(handle, run, look_at_lock=False)
+        down = [n for n in st.nodes if not n.running]
+        if not down:
+            break
+        if time.monotonic() >= deadline:
+            raise ClusterNotReady(
+                f"the node containers of kind cluster {handle.name!r} do not stay running "
+                f"({', '.join(f'{n.name}: {n.status or n.state}' for n in down)}): "
+                "`cks-lab up --recreate` deletes and recreates it",
+                st,
+            )
+        if _sleep(cancel, READY_POLL):
+            raise ClusterCancelled(
+                f"cancelled while starting the nodes of kind cluster {handle.name!r}: "
+                "`cks-lab up` checks them again"
+            )
+    return _promote(handle, progress, run, cancel)
+
+
+def _delete(
+    handle: ClusterHandle,
+    progress: Progress,
+    run: Runner,
+    cancel: threading.Event | None = None,
+) -> None:
     progress(f"Deleting kind cluster {handle.name}")
-    res = run.run(kind_cli.delete_argv(handle.name, handle.kubeconfig), timeout=DELETE_TIMEOUT)
+    res = run.run(
+        kind_cli.delete_argv(handle.name, handle.kubeconfig), timeout=DELETE_TIMEOUT, cancel=cancel
+    )
+    if res.cancelled:
+        raise ClusterCancelled(
+            f"cancelled while deleting kind cluster {handle.name!r}: `cks-lab up` finishes it "
+            "(deletes what is left and creates it again), `cks-lab down` removes it"
+        )
     if res.code != 0 and "doesn't exist" not in "\n".join(res.lines):
         raise LabError(
             f"`kind delete cluster --name {handle.name}` failed: {_first(res)}; "

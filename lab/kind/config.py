@@ -12,6 +12,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import yaml
+
 from lab.errors import LabError
 from lab.yamlsafe import Document, check_text, parse_one, read_bytes
 
@@ -179,9 +181,7 @@ def check_config(text: str) -> list[str]:
                 f"role is {node.get('role')!r}, expected 'control-plane' or 'worker'",
             )
         _check_mounts(out, ("nodes", i, "extraMounts"), node.get("extraMounts"))
-        _check_patches(
-            out, ("nodes", i, "kubeadmConfigPatches"), node.get("kubeadmConfigPatches")
-        )
+        _check_patches(out, ("nodes", i, "kubeadmConfigPatches"), node.get("kubeadmConfigPatches"))
     return out.items
 
 
@@ -288,3 +288,116 @@ def _check_extra_volumes(
         )
         if missing:
             out.add(where, f"{comp}.extraVolumes[{k}] is missing {', '.join(missing)}")
+
+
+# The host's AppArmor interface, which the bundled configs mount into every node.
+SECURITYFS = "/sys/kernel/security"
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (the kubeadm patches) as `|` blocks, as in the templates."""
+
+
+def _str_block(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str_block)
+
+
+def drop_mounts(text: str, container_path: str, why: str) -> str:
+    """The rendered config without the extraMounts onto `container_path`; unchanged
+    text when there are none. `why` becomes a comment at the top of the result."""
+    data = parse_one(text, "kind config (rendered)").data
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    dropped = False
+    for node in nodes if isinstance(nodes, list) else []:
+        mounts = node.get("extraMounts") if isinstance(node, dict) else None
+        if not isinstance(mounts, list):
+            continue
+        kept = [
+            m
+            for m in mounts
+            if not (isinstance(m, dict) and m.get("containerPath") == container_path)
+        ]
+        if len(kept) != len(mounts):
+            dropped = True
+            if kept:
+                node["extraMounts"] = kept
+            else:
+                del node["extraMounts"]
+    if not dropped:
+        return text
+    body = yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
+    note = "".join(f"# {ln}\n" for ln in why.splitlines())
+    return note + body
+
+
+def node_count(text: str) -> int:
+    """How many nodes the rendered config asks kind for."""
+    data = parse_one(text, "kind config (rendered)").data
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    return len(nodes) if isinstance(nodes, list) else 0
+
+
+def file_volumes(text: str) -> list[tuple[str, str | None]]:
+    """The kubeadm extraVolumes of pathType File in the rendered config, as
+    (node path, host path): the host path through the node's extraMounts, or None
+    when no mount covers it (the file is the node image's own).
+
+    kubeadm refuses to start a control plane whose File volume is missing, so
+    these must exist before `kind create cluster` runs."""
+    data = parse_one(text, "kind config (rendered)").data
+    if not isinstance(data, dict):
+        return []
+    top = data.get("kubeadmConfigPatches")
+    top_patches = top if isinstance(top, list) else []
+    out: list[tuple[str, str | None]] = []
+    nodes = data.get("nodes")
+    for node in nodes if isinstance(nodes, list) else []:
+        if not isinstance(node, dict) or node.get("role") != "control-plane":
+            continue
+        own = node.get("kubeadmConfigPatches")
+        mounts = node.get("extraMounts")
+        for patch in top_patches + (own if isinstance(own, list) else []):
+            for path in _file_volume_paths(patch):
+                out.append((path, _host_path(path, mounts if isinstance(mounts, list) else [])))
+    return out
+
+
+def _file_volume_paths(patch: Any) -> list[str]:
+    if not isinstance(patch, str):
+        return []
+    try:
+        data = parse_one(patch, "patch").data
+    except LabError:
+        return []  # check_config reports it
+    if not isinstance(data, dict):
+        return []
+    paths = []
+    for component in ("apiServer", "controllerManager", "scheduler"):
+        section = data.get(component)
+        volumes = section.get("extraVolumes") if isinstance(section, dict) else None
+        for vol in volumes if isinstance(volumes, list) else []:
+            if isinstance(vol, dict) and vol.get("pathType") == "File":
+                if isinstance(vol.get("hostPath"), str):
+                    paths.append(vol["hostPath"])
+    return paths
+
+
+def _host_path(node_path: str, mounts: list[Any]) -> str | None:
+    best: tuple[int, str] | None = None
+    for m in mounts:
+        if not isinstance(m, dict):
+            continue
+        cp, hp = m.get("containerPath"), m.get("hostPath")
+        if not (isinstance(cp, str) and isinstance(hp, str)):
+            continue
+        cp = cp.rstrip("/") or "/"
+        if node_path == cp or node_path.startswith(cp.rstrip("/") + "/"):
+            rest = node_path[len(cp) :].lstrip("/")
+            host = str(PurePosixPath(hp, rest)) if rest else hp
+            if best is None or len(cp) > best[0]:
+                best = (len(cp), host)
+    return best[1] if best else None

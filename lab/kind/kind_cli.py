@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.errors import LabError
 from lab.kind.config import check_cluster_name
 from lab.work import ProgressEvent
 
@@ -53,6 +54,12 @@ CREATE_STEPS = (
 
 ALREADY_EXISTS = "node(s) already exist for a cluster with the name"
 NO_CLUSTERS = "No kind clusters found."
+# kind's waitforready action: when --wait runs out it ends the step "✗", prints
+# " • WARNING: Timed out waiting for Ready ⚠️" (on stdout) and still exits 0.
+WAIT_STEP = CREATE_STEPS[-1]
+WAIT_TIMED_OUT = "WARNING: Timed out waiting for Ready"
+# kind's nodes carry kubectl and the admin kubeconfig (kind checks readiness with them)
+NODE_ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _STATUS_RE = re.compile(r"^\s*(?P<mark>[✓✗•])\s+(?P<text>.*?)(?P<dots>\s+\.\.\.)?\s*$")
@@ -110,6 +117,83 @@ def node_ps_argv(name: str) -> list[str]:
         "--format",
         "{{json .}}",
     ]
+
+
+def docker_security_argv() -> list[str]:
+    """The Docker daemon's security options as one JSON list of strings."""
+    return [DOCKER, "info", "--format", "{{json .SecurityOptions}}"]
+
+
+def docker_start_argv(container_id: str) -> list[str]:
+    """Start one stopped node container, by the ID `docker ps` gave for the cluster's label."""
+    return [DOCKER, "start", _container_id(container_id)]
+
+
+def node_get_nodes_argv(container_id: str) -> list[str]:
+    """The cluster's Node objects as the control-plane node's own kubectl sees them:
+    no kubeconfig of the host, no port forwarding involved."""
+    return [
+        DOCKER, "exec", _container_id(container_id),
+        "kubectl", f"--kubeconfig={NODE_ADMIN_KUBECONFIG}", "get", "nodes", "-o", "json",
+    ]  # fmt: skip
+
+
+_ID_RE = re.compile(r"^[0-9a-f]{12,64}$")
+
+
+def _container_id(container_id: str) -> str:
+    # an ID from parse_node_ps, never a name or an option
+    if not _ID_RE.match(container_id):
+        raise LabError(f"not a docker container ID: {container_id!r}")
+    return container_id
+
+
+def parse_security_options(stdout: str) -> list[str]:
+    """`docker info --format '{{json .SecurityOptions}}'` -> its entries
+    ("name=apparmor", "name=seccomp,profile=builtin", ...); [] for anything else."""
+    try:
+        data = json.loads(stdout.strip() or "null")
+    except ValueError:
+        return []
+    return [str(x) for x in data] if isinstance(data, list) else []
+
+
+def has_apparmor(options: list[str]) -> bool:
+    """Whether the daemon confines containers with AppArmor ("name=apparmor")."""
+    return any("name=apparmor" in opt.split(",") for opt in options)
+
+
+def parse_nodes_ready(stdout: str) -> dict[str, bool]:
+    """`kubectl get nodes -o json` -> node name: whether its Ready condition is True."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return {}
+    items = data.get("items") if isinstance(data, dict) else None
+    out: dict[str, bool] = {}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        name = str((item.get("metadata") or {}).get("name") or "")
+        conditions = (item.get("status") or {}).get("conditions") or []
+        out[name] = any(
+            isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+            for c in conditions
+        )
+    return out
+
+
+def wait_timed_out(lines: list[str]) -> bool:
+    """Whether kind's final "Waiting ≤ … for control-plane = Ready" step failed: kind
+    then exits 0 with nodes that are not Ready (yet)."""
+    for line in lines:
+        clean = _ANSI_RE.sub("", line).replace("\r", "").strip()
+        if WAIT_TIMED_OUT in clean:
+            return True
+        m = _STATUS_RE.match(clean)
+        if m and m["mark"] == "✗" and _plain(m["text"]).startswith(WAIT_STEP):
+            return True
+    return False
 
 
 def parse_get_clusters(stdout: str) -> list[str]:

@@ -22,6 +22,9 @@ from typing import IO, Protocol
 from lab.errors import LabError
 
 POLL = 0.1  # seconds between looks at cancel/timeout while a command runs
+# kind picks its node provider from this variable (podman, nerdctl, ...); the lab's
+# node layer talks to docker, so kind must make docker nodes whatever the user set.
+KIND_ENV = {"KIND_EXPERIMENTAL_PROVIDER": "docker"}
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 
 OnLine = Callable[[str], None]
@@ -103,8 +106,12 @@ class SubprocessRunner:
         argv = list(argv)
         if shutil.which(argv[0]) is None:
             raise CommandNotFound(argv[0])
+        env = None
+        if os.path.basename(argv[0]) == "kind":
+            env = {**os.environ, **KIND_ENV}
         proc = subprocess.Popen(
             argv,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

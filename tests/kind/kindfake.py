@@ -39,29 +39,40 @@ users:
 """
 
 
-def ps_rows(name: str, worker: str = "running") -> str:
-    """docker ps JSON lines for `name`'s two nodes, from the real-format sample."""
-    text = sample("kind-docker-ps-running.txt").replace("cks-lab", name)
+WORKER_ID, PLANE_ID = "0b1f7d2c9a44", "c3e8a1f56d20"  # the IDs in kind-docker-ps-running.txt
+
+
+def _stopped(row: str, state: str) -> str:
+    return row.replace('"State":"running"', f'"State":"{state}"').replace(
+        '"Status":"Up 12 minutes"', '"Status":"Exited (137) 3 minutes ago"'
+    )
+
+
+def ps_rows(name: str, worker: str = "running", plane: str = "running") -> str:
+    """docker ps JSON lines for `name`'s two nodes (worker first, as in the
+    real-format sample), either of them stopped when asked."""
+    rows = sample("kind-docker-ps-running.txt").replace("cks-lab", name).splitlines()
     if worker != "running":
-        rows = text.splitlines()
-        rows[0] = (
-            rows[0]
-            .replace('"State":"running"', f'"State":"{worker}"')
-            .replace('"Status":"Up 12 minutes"', '"Status":"Exited (137) 3 minutes ago"')
-        )
-        text = "\n".join(rows) + "\n"
-    return text
+        rows[0] = _stopped(rows[0], worker)
+    if plane != "running":
+        rows[1] = _stopped(rows[1], plane)
+    return "\n".join(rows) + "\n"
 
 
 class FakeKind:
     def __init__(self, create_sample: str = "kind-create-success.txt") -> None:
         self.calls: list[list[str]] = []
         self.clusters: dict[str, str] = {}  # name -> worker container state
+        self.planes: dict[str, str] = {}  # name -> control-plane container state
         self.create_sample = create_sample
-        self.create_code = 0 if "success" in create_sample else 1
+        self.create_code = 1 if ("failure" in create_sample or "exists" in create_sample) else 0
         self.cancel_after: int | None = None  # set the cancel event after this many lines
+        self.cancel_delete = False  # a cancel arrives while kind deletes
         self.missing: set[str] = set()
         self.docker_down = False  # docker answers, but its daemon does not
+        self.apparmor = True  # the Docker daemon lists name=apparmor
+        self.nodes_ready: list[bool] = []  # kubectl get nodes answers, one per call; then ready
+        self.start_fails = False  # `docker start` cannot start the container
         self.on_create: Callable[[], None] | None = None
 
     def commands(self, *prefix: str) -> list[list[str]]:
@@ -94,14 +105,63 @@ class FakeKind:
             name = argv[argv.index("--filter") + 1].rpartition("=")[2]
             if name not in self.clusters:
                 return CommandResult(0, "", "")
-            return CommandResult(0, ps_rows(name, self.clusters[name]), "")
+            return CommandResult(
+                0, ps_rows(name, self.clusters[name], self.planes.get(name, "running")), ""
+            )
+        if argv[:2] == ["docker", "info"]:
+            which = "apparmor" if self.apparmor else "none"
+            return CommandResult(0, sample(f"kind-docker-info-security-{which}.txt"), "")
+        if argv[:2] == ["docker", "start"]:
+            return self._start(argv[2])
+        if argv[:2] == ["docker", "exec"] and "get" in argv and "nodes" in argv:
+            return self._get_nodes(argv[2])
         if argv[:3] == ["kind", "delete", "cluster"]:
             name = self._flag(argv, "--name")
+            if self.cancel_delete and cancel is not None:
+                cancel.set()  # Ctrl-C while kind deletes: killed, the nodes stay
+                return CommandResult(-15, "", f'Deleting cluster "{name}" ...\n', cancelled=True)
             self.clusters.pop(name, None)
+            self.planes.pop(name, None)
             return CommandResult(0, "", f'Deleting cluster "{name}" ...\n')
         if argv[:3] == ["kind", "create", "cluster"]:
             return self._create(argv, on_line, cancel)
         raise AssertionError(f"unexpected command {argv}")
+
+    def _only_cluster(self) -> str:
+        (name,) = self.clusters  # the fake's container IDs are one cluster's
+        return name
+
+    def _start(self, container: str) -> CommandResult:
+        name = self._only_cluster()
+        if self.start_fails:
+            return CommandResult(
+                1,
+                "",
+                f"Error response from daemon: driver failed programming external connectivity "
+                f"on endpoint {name}-control-plane: Bind for 127.0.0.1:39753 failed: port is "
+                "already allocated\nError: failed to start containers: " + container + "\n",
+            )
+        if container == WORKER_ID:
+            self.clusters[name] = "running"
+        elif container == PLANE_ID:
+            self.planes[name] = "running"
+        else:
+            return CommandResult(
+                1, "", f"Error response from daemon: No such container: {container}\n"
+            )
+        return CommandResult(0, container + "\n", "")
+
+    def _get_nodes(self, container: str) -> CommandResult:
+        name = self._only_cluster()
+        if container != PLANE_ID:
+            raise AssertionError(f"kubectl asked in {container}, not the control plane")
+        if self.planes.get(name, "running") != "running":
+            return CommandResult(
+                1, "", f"Error response from daemon: container {PLANE_ID} is not running\n"
+            )
+        ready = self.nodes_ready.pop(0) if self.nodes_ready else True
+        which = "ready" if ready else "notready"
+        return CommandResult(0, sample(f"kind-kubectl-get-nodes-{which}.json"), "")
 
     def _create(
         self,

@@ -78,6 +78,29 @@ def test_up_failure_shows_kinds_lines_and_exits_2(monkeypatch: pytest.MonkeyPatc
     )
 
 
+def test_up_whose_wait_timed_out_shows_the_cluster_and_starts_no_scenario(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kind = FakeKind("kind-create-wait-timeout.txt")
+    monkeypatch.setattr(cli_cluster, "make_runner", lambda: kind)
+    started = Started()
+    monkeypatch.setattr(service, "start", started)
+    monkeypatch.setattr(cli_cluster, "host_checks", lambda: checks())
+    code, out, err = run("up", "--scenario", "audit-enable-logging")
+    assert code == 2
+    assert "[7/8] Waiting ≤ 2m0s for control-plane = Ready failed" in err.splitlines()
+    assert "… WARNING: Timed out waiting for Ready" in err.splitlines()
+    assert err.splitlines()[-1].startswith(
+        "cks-lab: error: kind created cluster 'cks-lab' but its nodes were not Ready within 120s"
+    )
+    assert out.startswith("cluster cks-lab: created (created 20")
+    assert "`cks-lab up` checks again" in out
+    assert started == [], "no scenario on a cluster whose nodes are not Ready"
+    code, out, _ = run("up")  # later: the nodes are Ready now
+    assert code == 0 and out.startswith("cluster cks-lab: ready")
+    assert len(kind.commands("kind", "create")) == 1
+
+
 def test_up_with_another_config_needs_recreate(fake: FakeKind) -> None:
     assert run("up")[0] == 0
     code, _, err = run("up", "--config", "audit-enabled.yaml")

@@ -16,16 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
-from kindfake import FakeKind, sample
+from kindfake import PLANE_ID, WORKER_ID, FakeKind, sample
 
 from lab.errors import LabError
 from lab.kind import cluster, kind_cli
 from lab.kind.cluster import (
     ClusterCancelled,
     ClusterCreateError,
+    ClusterNotReady,
     ConfigChanged,
     cluster_handle,
 )
+from lab.kind.config import check_config, file_volumes
 from lab.kind.kind_cli import NODE_IMAGE, parse_kind_line, parse_node_ps
 from lab.kind.runner import CommandNotFound, CommandResult, CommandTimeout, SubprocessRunner
 from lab.paths import kind_configs_dir
@@ -59,6 +61,11 @@ PARSE_TABLE = [
      ("Waiting ≤ 2m0s for control-plane = Ready ✓", 8, T)),
     # failure, piped: "✗ %s" (no leading space); in a terminal " ✗ %s"
     ("✗ Starting control-plane 🕹️", ("Starting control-plane failed", 3, T)),
+    # --wait ran out: the step fails, kind warns (on stdout) and still exits 0
+    ("✗ Waiting ≤ 2m0s for control-plane = Ready ⏳",
+     ("Waiting ≤ 2m0s for control-plane = Ready failed", 7, T)),
+    (" • WARNING: Timed out waiting for Ready ⚠️",
+     ("WARNING: Timed out waiting for Ready", None, None)),
     (" ✗ Installing CNI 🔌 ", ("Installing CNI failed", 4, T)),
     # older releases' colours, and a terminal's \r before the end line
     (" \x1b[32m✓\x1b[0m Writing configuration 📜", ("Writing configuration ✓", 3, T)),
@@ -287,16 +294,296 @@ def test_cancel_mid_create_leaves_creating_and_up_resumes() -> None:
 def test_a_broken_cluster_is_recreated() -> None:
     fake, h = FakeKind(), cluster_handle()
     cluster.up(h, AUDIT, Events(), runner=fake)
-    fake.clusters["cks-lab"] = "exited"  # the worker stopped (host reboot, OOM)
+    fake.clusters["cks-lab"] = "dead"  # docker could not stop it cleanly: no `docker start`
     st = cluster.status(h, runner=fake)
     assert st.phase == "broken" and not st.ready
-    assert "node cks-lab-worker is exited (Exited (137) 3 minutes ago)" in st.detail
+    assert "node cks-lab-worker is dead (Exited (137) 3 minutes ago)" in st.detail
     events = Events()
     assert cluster.up(h, AUDIT, events, runner=fake).ready
-    assert events[0].startswith(
-        "Kind cluster cks-lab is not healthy (node cks-lab-worker is exited"
-    )
+    assert events[0].startswith("Kind cluster cks-lab is not healthy (node cks-lab-worker is dead")
     assert len(fake.commands("kind", "delete")) == 1
+    assert not fake.commands("docker", "start")
+
+
+# --- stopped node containers are started, never deleted -----------------------------------
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readiness polls without sleeping; tests give the fake its answers."""
+    monkeypatch.setattr(cluster, "READY_POLL", 0.0)
+    monkeypatch.setattr(cluster, "START_TIMEOUT", 0.0)
+
+
+def test_stopped_nodes_are_started_again_control_plane_first(quick: None) -> None:
+    fake, h = FakeKind(), cluster_handle()
+    cluster.up(h, AUDIT, Events(), runner=fake)
+    fake.clusters["cks-lab"] = fake.planes["cks-lab"] = "exited"  # Docker Desktop quit
+    st = cluster.status(h, runner=fake)
+    assert st.phase == "broken"
+    assert "its node containers are stopped: `cks-lab up` starts them again" in st.detail
+    fake.nodes_ready = [False, True]  # the kubelets need a moment after the restart
+    events = Events()
+    st = cluster.up(h, AUDIT, events, runner=fake)
+    assert st.ready and all(n.running for n in st.nodes)
+    assert fake.commands("docker", "start") == [
+        ["docker", "start", PLANE_ID],
+        ["docker", "start", WORKER_ID],
+    ]
+    assert not fake.commands("kind", "delete") and len(fake.commands("kind", "create")) == 1
+    assert events == [
+        "Kind cluster cks-lab: its node containers are stopped "
+        "(cks-lab-control-plane, cks-lab-worker); starting them",
+        "Starting node container cks-lab-control-plane",
+        "Starting node container cks-lab-worker",
+        "Waiting ≤ 120s for the nodes of cks-lab to be Ready",
+        "Kind cluster cks-lab is ready: all its nodes are Ready",
+    ]
+    assert len(fake.commands("docker", "exec")) == 2
+    assert cluster.read_state(h)["phase"] == "ready"
+
+
+def test_started_nodes_that_never_get_ready_ask_for_recreate(
+    quick: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, h = FakeKind(), cluster_handle()
+    cluster.up(h, AUDIT, Events(), runner=fake)
+    fake.clusters["cks-lab"] = "exited"
+    monkeypatch.setattr(cluster, "READY_TIMEOUT", 0.0)
+    fake.nodes_ready = [False]
+    with pytest.raises(ClusterNotReady, match=r"not Ready: cks-lab-worker.*--recreate") as err:
+        cluster.up(h, AUDIT, Events(), runner=fake)
+    assert err.value.status.phase == "created" and not err.value.status.ready
+    assert fake.commands("docker", "start") == [["docker", "start", WORKER_ID]]
+    assert not fake.commands("kind", "delete"), "the learner's cluster is never deleted unasked"
+    st = cluster.status(h, runner=fake)
+    assert st.phase == "created"
+    assert any("`cks-lab up` checks again" in d for d in st.detail)
+    # --recreate is the learner's explicit choice
+    assert cluster.up(h, AUDIT, Events(), runner=fake, recreate=True).ready
+    assert len(fake.commands("kind", "delete")) == 1
+
+
+def test_a_node_docker_cannot_start_asks_for_recreate(quick: None) -> None:
+    fake, h = FakeKind(), cluster_handle()
+    cluster.up(h, AUDIT, Events(), runner=fake)
+    fake.planes["cks-lab"] = "exited"
+    fake.start_fails = True
+    with pytest.raises(LabError, match=r"`docker start cks-lab-control-plane` failed: .*"
+                       r"--recreate` deletes and recreates"):  # fmt: skip
+        cluster.up(h, AUDIT, Events(), runner=fake)
+    assert not fake.commands("kind", "delete")
+
+
+def test_stopped_nodes_of_another_config_are_neither_started_nor_deleted() -> None:
+    fake, h = FakeKind(), cluster_handle()
+    cluster.up(h, AUDIT, Events(), runner=fake)
+    fake.clusters["cks-lab"] = "exited"
+    with pytest.raises(ConfigChanged, match="cks-lab up --recreate"):
+        cluster.up(h, AUDIT_ENABLED, Events(), runner=fake)
+    assert not fake.commands("kind", "delete") and not fake.commands("docker", "start")
+
+
+# --- kind's --wait ran out: created, not ready ----------------------------------------------
+
+
+def test_wait_timed_out_is_seen_in_kinds_output() -> None:
+    assert kind_cli.wait_timed_out(sample("kind-create-wait-timeout.txt").splitlines())
+    for name in ("kind-create-success.txt", "kind-create-tty.txt", "kind-create-failure.txt"):
+        assert not kind_cli.wait_timed_out(sample(name).splitlines()), name
+    # either sign alone is enough: the failed step (stderr) or the warning (stdout)
+    assert kind_cli.wait_timed_out(["✗ Waiting ≤ 2m0s for control-plane = Ready ⏳"])
+    assert kind_cli.wait_timed_out([" • WARNING: Timed out waiting for Ready ⚠️"])
+
+
+def test_a_create_whose_wait_timed_out_is_created_not_ready(
+    quick: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, h = FakeKind("kind-create-wait-timeout.txt"), cluster_handle()
+    events = Events()
+    with pytest.raises(ClusterNotReady, match=r"not Ready within 120s.*run `cks-lab up` again"):
+        cluster.up(h, AUDIT, events, runner=fake)
+    assert ("Waiting ≤ 2m0s for control-plane = Ready failed", T - 1, T) in events.steps()
+    assert events[-1] == "Kind cluster cks-lab is created but its nodes are not Ready yet"
+    state = cluster.read_state(h)
+    assert state["phase"] == "created" and state["created"]
+    st = cluster.status(h, runner=fake)
+    assert st.phase == "created" and not st.ready
+    assert any("not Ready when last checked" in d and "`cks-lab up`" in d for d in st.detail)
+
+    # the next `up` checks again, and once every node is Ready the cluster is
+    monkeypatch.setattr(cluster, "READY_TIMEOUT", 0.0)
+    fake.nodes_ready = [False]
+    with pytest.raises(ClusterNotReady, match=r"not Ready: cks-lab-worker"):
+        cluster.up(h, AUDIT, Events(), runner=fake)
+    assert cluster.read_state(h)["phase"] == "created"
+    events = Events()
+    st = cluster.up(h, AUDIT, events, runner=fake)
+    assert st.ready and cluster.read_state(h)["phase"] == "ready"
+    assert events[-1] == "Kind cluster cks-lab is ready: all its nodes are Ready"
+    assert len(fake.commands("kind", "create")) == 1 and not fake.commands("kind", "delete")
+
+
+def test_readiness_is_asked_of_the_control_plane_nodes_kubectl() -> None:
+    argv = kind_cli.node_get_nodes_argv(PLANE_ID)
+    assert argv == [
+        "docker", "exec", PLANE_ID,
+        "kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "get", "nodes", "-o", "json",
+    ]  # fmt: skip
+    assert kind_cli.parse_nodes_ready(sample("kind-kubectl-get-nodes-notready.json")) == {
+        "cks-lab-control-plane": True,
+        "cks-lab-worker": False,
+    }
+    assert all(kind_cli.parse_nodes_ready(sample("kind-kubectl-get-nodes-ready.json")).values())
+    assert kind_cli.parse_nodes_ready("The connection to the server was refused") == {}
+    for bad in ("cks-lab-control-plane", "--privileged", ""):
+        with pytest.raises(LabError, match="not a docker container ID"):
+            kind_cli.docker_start_argv(bad)
+
+
+# --- the host side of the mounts exists before kind runs ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template", sorted(kind_configs_dir().glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_file_kubeadm_mounts_exists_when_kind_starts(template: Path) -> None:
+    fake, h = FakeKind(), cluster_handle()
+    seen: dict[str, bool] = {}
+    real = fake.run
+
+    def run(argv, **kw):  # type: ignore[no-untyped-def]
+        if list(argv[:3]) == ["kind", "create", "cluster"]:
+            for node_path, host in file_volumes(h.config_file.read_text()):
+                assert host is not None, f"{node_path} is not mounted from the cluster folder"
+                seen[node_path] = Path(host).is_file()
+        return real(argv, **kw)
+
+    fake.run = run  # type: ignore[method-assign]
+    assert cluster.up(h, template, Events(), runner=fake).ready
+    assert all(seen.values()), seen
+    policy = h.audit_policy_dir / "policy.yaml"
+    if template == AUDIT_ENABLED:
+        assert seen == {"/etc/kubernetes/audit/policy.yaml": True}
+        data = parse_one(policy.read_text(), "policy").data
+        assert (data["apiVersion"], data["kind"], data["rules"]) == (
+            "audit.k8s.io/v1",
+            "Policy",
+            [{"level": "Metadata"}],
+        )
+    elif template == AUDIT:  # auditing off: switching it on, policy included, is the scenario's
+        assert seen == {} and not policy.exists()
+
+
+def test_a_policy_already_there_is_kept() -> None:
+    fake, h = FakeKind(), cluster_handle()
+    h.audit_policy_dir.mkdir(parents=True)
+    own = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: RequestResponse\n"
+    (h.audit_policy_dir / "policy.yaml").write_text(own)
+    cluster.up(h, AUDIT_ENABLED, Events(), runner=fake)
+    assert (h.audit_policy_dir / "policy.yaml").read_text() == own
+
+
+# --- AppArmor: the host's securityfs only when the Docker daemon has AppArmor ---------------
+
+
+def _security_mounts(h: cluster.ClusterHandle) -> list[int]:
+    cfg = parse_one(h.config_file.read_text(), "cfg").data
+    return [
+        i
+        for i, node in enumerate(cfg["nodes"])
+        for m in node.get("extraMounts", [])
+        if m["containerPath"] == "/sys/kernel/security"
+    ]
+
+
+def test_without_docker_apparmor_no_node_gets_the_hosts_securityfs() -> None:
+    fake, h = FakeKind(), cluster_handle()
+    fake.apparmor = False
+    assert cluster.cluster_has_apparmor(h) is None  # no cluster yet
+    st = cluster.up(h, AUDIT_ENABLED, Events(), runner=fake)
+    assert st.ready
+    assert fake.commands("docker", "info") == [
+        ["docker", "info", "--format", "{{json .SecurityOptions}}"]
+    ]
+    text = h.config_file.read_text()
+    assert _security_mounts(h) == [] and "/sys/kernel/security" not in text.split("\n", 2)[2]
+    assert check_config(text) == []
+    cfg = parse_one(text, "cfg").data
+    # the rest is what the template says: audit folders, the worker, the API server flags
+    assert [m["containerPath"] for m in cfg["nodes"][0]["extraMounts"]] == [
+        "/etc/kubernetes/audit",
+        "/var/log/kubernetes/audit",
+    ]
+    assert "extraMounts" not in cfg["nodes"][1]
+    assert "audit-policy-file" in cfg["nodes"][0]["kubeadmConfigPatches"][0]
+    assert cluster.read_state(h)["apparmor"] is False
+    assert cluster.cluster_has_apparmor(h) is False
+
+
+def test_with_docker_apparmor_every_node_gets_it_and_a_change_is_a_new_config() -> None:
+    fake, h = FakeKind(), cluster_handle()
+    fake.apparmor = False
+    first = cluster.up(h, AUDIT, Events(), runner=fake)
+    fake.apparmor = True  # AppArmor switched on in the daemon since
+    with pytest.raises(ConfigChanged, match="cks-lab up --recreate"):
+        cluster.up(h, AUDIT, Events(), runner=fake)
+    assert not fake.commands("kind", "delete")
+    st = cluster.up(h, AUDIT, Events(), runner=fake, recreate=True)
+    assert st.config_digest != first.config_digest
+    assert _security_mounts(h) == [0, 1]
+    assert cluster.cluster_has_apparmor(h) is True
+
+
+# --- cancel, the lock, kind's provider ---------------------------------------------------------
+
+
+def test_cancel_while_up_deletes_stops_before_creating() -> None:
+    fake, h = FakeKind(), cluster_handle()
+    fake.cancel_after = 5
+    with pytest.raises(ClusterCancelled):
+        cluster.up(h, AUDIT, Events(), runner=fake, cancel=threading.Event())
+    fake.cancel_after, fake.cancel_delete = None, True
+    cancel = threading.Event()
+    with pytest.raises(ClusterCancelled, match="cancelled while deleting kind cluster 'cks-lab'"):
+        cluster.up(h, AUDIT, Events(), runner=fake, cancel=cancel)
+    (delete,) = fake.commands("kind", "delete")
+    assert len(fake.commands("kind", "create")) == 1, "no create after a cancelled delete"
+    assert cluster.status(h, runner=fake).phase == "creating"  # the next `up` finishes it
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_status_tells_a_running_create_from_an_interrupted_one() -> None:
+    import fcntl
+
+    fake, h = FakeKind(), cluster_handle()
+    fake.cancel_after = 3
+    with pytest.raises(ClusterCancelled):
+        cluster.up(h, AUDIT, Events(), runner=fake, cancel=threading.Event())
+    with open(cluster.clusters_dir() / ".cks-lab.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another cks-lab's `up` is creating it
+        st = cluster.status(h, runner=fake)
+        assert st.phase == "creating"
+        assert any("being created by another cks-lab" in d for d in st.detail)
+        assert not any("interrupted" in d for d in st.detail)
+    st = cluster.status(h, runner=fake)
+    assert any("was interrupted while creating it" in d for d in st.detail)
+    # looking at the lock never takes it from an `up`
+    assert cluster.up(h, AUDIT, Events(), runner=fake).ready
+
+
+def test_subprocess_runner_makes_kind_use_docker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_kind = tmp_path / "kind"
+    fake_kind.write_text('#!/bin/sh\necho "provider=$KIND_EXPERIMENTAL_PROVIDER"\n')
+    fake_kind.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("KIND_EXPERIMENTAL_PROVIDER", "podman")  # the user's own setting
+    res = SubprocessRunner().run(["kind", "version"], timeout=30)
+    assert res.stdout == "provider=docker\n"
+    other = SubprocessRunner().run(["sh", "-c", "echo $KIND_EXPERIMENTAL_PROVIDER"], timeout=30)
+    assert other.stdout == "podman\n", "only kind's environment is changed"
 
 
 def test_a_missing_kubeconfig_is_broken() -> None:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from lab.errors import LabError
-from lab.kind.config import check_config, render_config
+from lab.kind.config import SECURITYFS, check_config, drop_mounts, file_volumes, render_config
 from lab.paths import kind_configs_dir
 
 CLUSTER_DIR = Path("/srv/lab home/clusters/cks-lab")
@@ -163,9 +163,10 @@ def test_unknown_placeholder_is_refused_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(LabError, match=r"unknown placeholder '\{\{ \.HostDir \}\}'") as err:
         render_config(tpl, CLUSTER_DIR, "cks-lab")
     assert err.value.file == str(tpl)
-    assert err.value.line == GOOD.splitlines().index(
-        '      - hostPath: "{{ .ClusterDir }}/audit-log"'
-    ) + 1
+    assert (
+        err.value.line
+        == GOOD.splitlines().index('      - hostPath: "{{ .ClusterDir }}/audit-log"') + 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -201,3 +202,59 @@ def test_binary_template_is_a_located_error(tmp_path: Path) -> None:
 def test_check_config_reports_invalid_yaml_with_its_line() -> None:
     problems = check_config("kind: Cluster\nnodes: [\n")
     assert len(problems) == 1 and "invalid YAML" in problems[0]
+
+
+# --- what `up` derives from a rendered config -------------------------------------------
+
+
+def test_file_volumes_are_the_kubeadm_files_through_the_nodes_mounts() -> None:
+    enabled = render_config(kind_configs_dir() / "audit-enabled.yaml", CLUSTER_DIR, "cks-lab")
+    assert file_volumes(enabled) == [
+        ("/etc/kubernetes/audit/policy.yaml", f"{CLUSTER_DIR}/audit-policy/policy.yaml")
+    ]
+    plain = render_config(kind_configs_dir() / "audit.yaml", CLUSTER_DIR, "cks-lab")
+    assert file_volumes(plain) == []  # auditing off: no File volume
+
+
+def test_file_volumes_take_the_deepest_mount_and_none_for_the_images_own(tmp_path: Path) -> None:
+    text = """\
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+name: cks-lab
+kubeadmConfigPatches:
+  - |
+    kind: ClusterConfiguration
+    apiVersion: kubeadm.k8s.io/v1beta4
+    scheduler:
+      extraVolumes:
+        - {name: a, hostPath: /etc/kubernetes/lab/deep/a.yaml, mountPath: /a, pathType: File}
+        - {name: b, hostPath: /etc/kubernetes/pki/ca.crt, mountPath: /b, pathType: File}
+        - {name: c, hostPath: /etc/kubernetes/lab/dir, mountPath: /c, pathType: Directory}
+nodes:
+  - role: control-plane
+    extraMounts:
+      - {hostPath: /h/lab, containerPath: /etc/kubernetes/lab}
+      - {hostPath: /h/deep, containerPath: /etc/kubernetes/lab/deep}
+  - role: worker
+"""
+    assert file_volumes(text) == [
+        ("/etc/kubernetes/lab/deep/a.yaml", "/h/deep/a.yaml"),
+        ("/etc/kubernetes/pki/ca.crt", None),
+    ]
+
+
+def test_drop_mounts_removes_only_that_mount_and_keeps_the_rest() -> None:
+    text = render_config(kind_configs_dir() / "audit-enabled.yaml", CLUSTER_DIR, "cks-lab")
+    out = drop_mounts(text, SECURITYFS, "why it was dropped\nsecond line")
+    assert out.startswith("# why it was dropped\n# second line\n")
+    assert check_config(out) == []
+    before, after = yaml.safe_load(text), yaml.safe_load(out)
+    for node in before["nodes"]:
+        kept = [m for m in node["extraMounts"] if m["containerPath"] != SECURITYFS]
+        if kept:
+            node["extraMounts"] = kept
+        else:
+            del node["extraMounts"]
+    assert after == before  # the kubeadm patch, the audit folders, names: all as rendered
+    assert "kubeadmConfigPatches:\n  - |\n    kind: ClusterConfiguration\n" in out, "a block"
+    assert drop_mounts(out, SECURITYFS, "again") == out  # nothing left to drop: unchanged
