@@ -182,11 +182,16 @@ def _start_scenario(scenario_id: str, cluster: str) -> None:
     scenario's skills there (then on the sim backend, saying why)."""
     from lab import service
     from lab.kind.availability import backend_for_scenario, host_limits
+    from lab.kind.cluster import cluster_handle, cluster_has_apparmor
     from lab.present import briefing
 
     catalog = _catalog()
     skills = list(service.scenario_by_ref(catalog, scenario_id).model.skills)
-    backend, reason = backend_for_scenario(skills, host_limits(host_checks(), skills))
+    limits = host_limits(host_checks(), skills)
+    if cluster_has_apparmor(cluster_handle(cluster)) is False:
+        # made where the daemon had no AppArmor: its nodes cannot load profiles
+        limits.setdefault("apparmor", "this cluster was made without the host's AppArmor")
+    backend, reason = backend_for_scenario(skills, limits)
     if reason:
         click.echo(f"cks-lab: {scenario_id}: {reason}", err=True)
     op, created = service.start(
@@ -213,6 +218,10 @@ def down(name: str, yes: bool) -> None:
         if not click.confirm(f"Delete kind cluster {name} and everything in it?"):
             click.echo("Nothing was deleted.")
             return
+    from lab.backends.kind.reset import release_host_profiles
+
+    # the nodes share the host's kernel: their profiles would outlive them
+    release_host_profiles(handle.dir, handle.name, _progress)
     cluster.down(handle, _progress, runner=make_runner())
     click.echo(f"Kind cluster {name} is gone (and its folder {handle.dir}).")
 

@@ -262,6 +262,9 @@ def backend_status() -> list[BackendInfo]:
         kind = BackendInfo("kind", True, f"cluster {DEFAULT_CLUSTER} (made by `cks-lab up`)")
     elif phase == "creating":
         kind = BackendInfo("kind", False, "`cks-lab up` is making the cluster, or was stopped")
+    elif phase == "created":
+        kind = BackendInfo("kind", False, "the cluster's nodes were not Ready: `cks-lab up` "
+                           "checks again")  # fmt: skip
     else:
         kind = BackendInfo("kind", False, "no lab cluster: run `cks-lab doctor`, then `cks-lab up`")
     return [BackendInfo("sim", True, "embedded: nodes are folders, attacks are replayed"), kind]

@@ -159,6 +159,21 @@ def test_up_scenario_the_host_cannot_serve_goes_to_sim_with_the_reason(
     ) in err
 
 
+def test_a_cluster_made_without_apparmor_sends_apparmor_scenarios_to_sim(
+    fake: FakeKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the host may have AppArmor now, but the cluster's nodes were made without
+    # /sys/kernel/security (its daemon had none): they cannot load profiles
+    started = Started()
+    monkeypatch.setattr(service, "start", started)
+    monkeypatch.setattr(cli_cluster, "host_checks", lambda: checks())
+    fake.apparmor = False
+    run("up", "--scenario", "apparmor-deny-write")
+    assert (started[0]["backend"], started[0]["cluster"]) == ("sim", None)
+    run("up", "--scenario", "falco-shell-alert")  # the others stay on kind
+    assert (started[1]["backend"], started[1]["cluster"]) == ("kind", "cks-lab")
+
+
 def test_down_deletes_the_cluster_and_its_folder(fake: FakeKind) -> None:
     assert run("up")[0] == 0
     h = cluster.cluster_handle()
@@ -169,6 +184,26 @@ def test_down_deletes_the_cluster_and_its_folder(fake: FakeKind) -> None:
     (delete,) = fake.commands("kind", "delete")
     assert delete[-2:] == ["--kubeconfig", str(h.kubeconfig)]
     assert not h.dir.exists() and not fake.clusters
+
+
+def test_down_first_unloads_the_labs_profiles_from_the_shared_kernel(
+    fake: FakeKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab.backends.kind import reset as lab_reset
+
+    assert run("up")[0] == 0
+    h = cluster.cluster_handle()
+    lab_reset.save_state(h.dir, lab_reset.LabState(apparmor={"cks-lab-worker": []}))
+    released: list[tuple[Path, str]] = []
+
+    def release(cluster_dir: Path, name: str, progress: Any) -> list[str]:
+        released.append((cluster_dir, name))
+        assert fake.clusters, "before the nodes are deleted"
+        return []
+
+    monkeypatch.setattr(lab_reset, "release_host_profiles", release)
+    assert run("down", "--yes")[0] == 0
+    assert released == [(h.dir, "cks-lab")]
 
 
 def test_status_cluster_json(fake: FakeKind) -> None:
