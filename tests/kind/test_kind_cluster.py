@@ -19,7 +19,7 @@ import pytest
 from kindfake import PLANE_ID, WORKER_ID, FakeKind, sample
 
 from lab.errors import LabError
-from lab.kind import cluster, kind_cli
+from lab.kind import cluster, kind_cli, readiness
 from lab.kind.cluster import (
     ClusterCancelled,
     ClusterCreateError,
@@ -311,8 +311,8 @@ def test_a_broken_cluster_is_recreated() -> None:
 @pytest.fixture
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     """Readiness polls without sleeping; tests give the fake its answers."""
-    monkeypatch.setattr(cluster, "READY_POLL", 0.0)
-    monkeypatch.setattr(cluster, "START_TIMEOUT", 0.0)
+    monkeypatch.setattr(readiness, "READY_POLL", 0.0)
+    monkeypatch.setattr(readiness, "START_TIMEOUT", 0.0)
 
 
 def test_stopped_nodes_are_started_again_control_plane_first(quick: None) -> None:
@@ -349,7 +349,7 @@ def test_started_nodes_that_never_get_ready_ask_for_recreate(
     fake, h = FakeKind(), cluster_handle()
     cluster.up(h, AUDIT, Events(), runner=fake)
     fake.clusters["cks-lab"] = "exited"
-    monkeypatch.setattr(cluster, "READY_TIMEOUT", 0.0)
+    monkeypatch.setattr(readiness, "READY_TIMEOUT", 0.0)
     fake.nodes_ready = [False]
     with pytest.raises(ClusterNotReady, match=r"not Ready: cks-lab-worker.*--recreate") as err:
         cluster.up(h, AUDIT, Events(), runner=fake)
@@ -412,7 +412,7 @@ def test_a_create_whose_wait_timed_out_is_created_not_ready(
     assert any("not Ready when last checked" in d and "`cks-lab up`" in d for d in st.detail)
 
     # the next `up` checks again, and once every node is Ready the cluster is
-    monkeypatch.setattr(cluster, "READY_TIMEOUT", 0.0)
+    monkeypatch.setattr(readiness, "READY_TIMEOUT", 0.0)
     fake.nodes_ready = [False]
     with pytest.raises(ClusterNotReady, match=r"not Ready: cks-lab-worker"):
         cluster.up(h, AUDIT, Events(), runner=fake)
