@@ -12,24 +12,35 @@ group; a comma-joined value would be one group named "a,b").
 Exec uses the ``websocket-client`` package (a dependency of ``kubernetes``) directly:
 ``kubernetes.stream`` drops every request header except Authorization, so neither
 impersonation nor a user agent would reach the API server through it.
+
+A call can also authenticate as someone else for real (``credentials``: a client
+certificate from lab.kind.users, presented instead of the lab's own credentials, to
+the same server with the same CA) or as nobody (``anonymous``: no certificate, no
+token). Attack steps need that: the audit policy sees who authenticated, never whom
+they impersonate (see lab.kind.users).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from lab.errors import LabError
 from lab.kind.context import lab_context
 from lab.kind.nodes import ExecResult
 from lab.work import Progress, ProgressEvent, no_progress
+
+if TYPE_CHECKING:
+    from lab.kind.users import ClientCert
 
 USER_AGENT = "cks-lab"
 
@@ -102,6 +113,10 @@ class PodInfo:
     node: str | None
     phase: str
     containers: list[ContainerInfo] = field(default_factory=list)
+    # metadata a rollout tells old pods from new ones by (lab/backends/kind/steps.py)
+    deletion_timestamp: str | None = None  # set: the pod is terminating
+    owners: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) of its owners
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -165,6 +180,110 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
         node=spec.get("nodeName"),
         phase=status.get("phase", "") or "Unknown",
         containers=containers,
+        deletion_timestamp=meta.get("deletionTimestamp") or None,
+        owners=[
+            (str(o.get("kind", "")), str(o.get("name", "")))
+            for o in meta.get("ownerReferences") or []
+            if isinstance(o, dict)
+        ],
+        labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+    )
+
+
+# Workload controllers whose pods a changed template replaces (a rollout).
+ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+
+
+@dataclass
+class Rollout:
+    """Where a workload controller's rollout stands, from its object's status (what
+    `kubectl rollout status` reads) and its newest revision."""
+
+    kind: str
+    namespace: str
+    name: str
+    generation: int
+    observed_generation: int
+    desired: int  # pods the spec wants
+    updated: int  # of them, pods of the current template
+    total: int  # pods the controller counts, old ones included
+    selector: dict[str, str] = field(default_factory=dict)  # spec.selector.matchLabels
+    # (label, value) that the current template's pods carry: a Deployment's newest
+    # ReplicaSet's pod-template-hash, a StatefulSet's or DaemonSet's
+    # controller-revision-hash. None: not known (yet), or the controller does not roll
+    # (updateStrategy OnDelete).
+    current: tuple[str, str] | None = None
+
+    @property
+    def observed(self) -> bool:
+        """Whether the controller has acted on the object's latest spec."""
+        return self.observed_generation >= self.generation
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _owned_by(child: dict[str, Any], uid: str) -> bool:
+    refs = (child.get("metadata") or {}).get("ownerReferences") or []
+    return bool(uid) and any(isinstance(r, dict) and r.get("uid") == uid for r in refs)
+
+
+def _revision(rs: dict[str, Any]) -> int:
+    notes = (rs.get("metadata") or {}).get("annotations") or {}
+    return _int(notes.get(REVISION_ANNOTATION))
+
+
+def rollout_of(obj: dict[str, Any], children: Sequence[dict[str, Any]] = ()) -> Rollout:
+    """Rollout from a Deployment, StatefulSet or DaemonSet as the API returns it, and
+    (Deployment, DaemonSet) the ReplicaSets or ControllerRevisions of its namespace:
+    those it owns tell which template is the newest."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    kind = str(obj.get("kind") or "")
+    uid = str(meta.get("uid") or "")
+    mine = [c for c in children if isinstance(c, dict) and _owned_by(c, uid)]
+    rolls = (spec.get("updateStrategy") or {}).get("type") != "OnDelete"
+    current: tuple[str, str] | None = None
+    if kind == "DaemonSet":
+        desired = _int(status.get("desiredNumberScheduled"))
+        updated = _int(status.get("updatedNumberScheduled"))
+        total = _int(status.get("currentNumberScheduled")) + _int(status.get("numberMisscheduled"))
+        newest = max(mine, key=lambda c: _int(c.get("revision")), default=None)
+        labels = ((newest or {}).get("metadata") or {}).get("labels") or {}
+        if rolls and labels.get("controller-revision-hash"):
+            current = ("controller-revision-hash", str(labels["controller-revision-hash"]))
+    else:
+        desired = _int(spec.get("replicas"), 1)
+        updated = _int(status.get("updatedReplicas"))
+        total = _int(status.get("replicas"))
+        if kind == "StatefulSet":
+            if rolls and status.get("updateRevision"):
+                current = ("controller-revision-hash", str(status["updateRevision"]))
+        else:
+            newest = max(mine, key=_revision, default=None)
+            labels = ((newest or {}).get("metadata") or {}).get("labels") or {}
+            if labels.get("pod-template-hash"):
+                current = ("pod-template-hash", str(labels["pod-template-hash"]))
+    if not rolls:
+        updated = desired  # nothing replaces the pods until someone deletes them
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    return Rollout(
+        kind=kind,
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        generation=_int(meta.get("generation")),
+        observed_generation=_int(status.get("observedGeneration")),
+        desired=desired,
+        updated=updated,
+        total=total,
+        selector={str(k): str(v) for k, v in selector.items()},
+        current=current,
     )
 
 
@@ -283,15 +402,20 @@ class Kube:
             ) from None
         self._conf = self._api.configuration
         self.server = str(self._conf.host).rstrip("/")
+        self._pools: dict[str, Any] = {}  # client certificate fingerprint -> its pool
 
     # -- the wire -------------------------------------------------------------
 
     def _headers(
-        self, user: str | None, groups: Sequence[str], user_agent: str | None
+        self,
+        user: str | None,
+        groups: Sequence[str],
+        user_agent: str | None,
+        own_credentials: bool = True,
     ) -> list[tuple[str, str]]:
         headers = [("User-Agent", user_agent or USER_AGENT)]
         token = (self._conf.auth_settings().get("BearerToken") or {}).get("value")
-        if token:
+        if token and own_credentials:
             headers.append(("Authorization", str(token)))
         if groups and not user:
             raise LabError("impersonating groups needs a user to impersonate as well")
@@ -299,6 +423,52 @@ class Kube:
             headers.append(("Impersonate-User", user))
         headers.extend(("Impersonate-Group", g) for g in groups)
         return headers
+
+    @staticmethod
+    def _identity(
+        user: str | None, groups: Sequence[str], credentials: ClientCert | None, anonymous: bool
+    ) -> None:
+        if (credentials is not None or anonymous) and (user or groups):
+            raise LabError("a request authenticates with credentials or impersonates, not both")
+        if credentials is not None and anonymous:
+            raise LabError("an anonymous request carries no credentials")
+
+    def _pool(self, credentials: ClientCert | None, anonymous: bool) -> Any:
+        """The lab's own pool, or one (cached) that presents ``credentials`` — or no
+        client certificate at all — to the same server with the same CA, no proxy."""
+        if credentials is None and not anonymous:
+            return self._api.rest_client.pool_manager
+        key = credentials.fingerprint if credentials is not None else ""
+        pool = self._pools.get(key)
+        if pool is None:
+            import urllib3
+
+            conf = self._conf
+            args: dict[str, Any] = {
+                "cert_reqs": ssl.CERT_REQUIRED if conf.verify_ssl else ssl.CERT_NONE,
+                "ca_certs": conf.ssl_ca_cert,
+                "num_pools": 2,
+            }
+            if credentials is not None:
+                args["cert_file"] = str(credentials.cert_file)
+                args["key_file"] = str(credentials.key_file)
+            if conf.assert_hostname is not None:
+                args["assert_hostname"] = conf.assert_hostname
+            if conf.tls_server_name:
+                args["server_hostname"] = conf.tls_server_name
+            pool = self._pools[key] = urllib3.PoolManager(**args)
+        return pool
+
+    def ca_fingerprint(self) -> str | None:
+        """sha256 of the CA certificate (DER) the lab's kubeconfig trusts; None without one."""
+        path = self._conf.ssl_ca_cert
+        if not path:
+            return None
+        try:
+            pem = Path(path).read_text(encoding="ascii")
+            return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+        except (OSError, ValueError):
+            return None
 
     def _call(
         self,
@@ -311,12 +481,16 @@ class Kube:
         groups: Sequence[str] = (),
         user_agent: str | None = None,
         timeout: float = 30.0,
+        credentials: ClientCert | None = None,
+        anonymous: bool = False,
     ) -> tuple[int, bytes, str]:
         import urllib3
 
+        self._identity(user, groups, credentials, anonymous)
+        own = credentials is None and not anonymous
         headers = urllib3.HTTPHeaderDict()
         headers.add("Accept", "application/json, */*")
-        for name, value in self._headers(user, groups, user_agent):
+        for name, value in self._headers(user, groups, user_agent, own):
             headers.add(name, value)  # add(), not []=: repeated names stay separate lines
         data: bytes | None = None
         if body is not None:
@@ -328,7 +502,7 @@ class Kube:
                 headers.add("Content-Type", ctype)
         url = self.server + path + (f"?{urlencode(list(query))}" if query else "")
         try:
-            resp = self._api.rest_client.pool_manager.request(
+            resp = self._pool(credentials, anonymous).request(
                 method,
                 url,
                 body=data,
@@ -367,9 +541,14 @@ class Kube:
         user: str | None = None,
         groups: Sequence[str] = (),
         user_agent: str | None = None,
+        credentials: ClientCert | None = None,
+        anonymous: bool = False,
     ) -> tuple[int, Any]:
         """One raw API request: (HTTP status, parsed JSON or text). An error status is
-        returned, not raised — an attack step expects 403s."""
+        returned, not raised — an attack step expects 403s.
+
+        ``user``/``groups`` impersonate; ``credentials`` authenticate with that client
+        certificate instead of the lab's; ``anonymous`` sends no credentials at all."""
         if not uri.startswith("/") or uri.startswith("//"):
             raise LabError(f"API request URI must be a path on the lab cluster, got {uri!r}")
         path, _, query = uri.partition("?")
@@ -380,6 +559,8 @@ class Kube:
             user=user,
             groups=groups,
             user_agent=user_agent,
+            credentials=credentials,
+            anonymous=anonymous,
         )
         return status, self._decode(raw, ctype)
 
@@ -549,6 +730,39 @@ class Kube:
             )
         return [pod_info(item) for item in data.get("items") or [] if isinstance(item, dict)]
 
+    def rollout(self, kind: str, namespace: str, name: str) -> Rollout | None:
+        """Where the rollout of a Deployment, StatefulSet or DaemonSet stands; None when
+        there is no such object."""
+        canonical, (_group, plural, _ns) = _kind_entry(kind)
+        if canonical not in ROLLOUT_KINDS:
+            raise LabError(f"{canonical} objects have no rollout (only {', '.join(ROLLOUT_KINDS)})")
+        base = f"/apis/apps/v1/namespaces/{_q(namespace)}"
+        label = f"{canonical.lower()}/{name}"
+        status, obj = self._json("GET", f"{base}/{plural}/{_q(name)}")
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(obj, dict):
+            raise KubeApiError(
+                f"{label}: cannot read it ({status}): {_status_message(obj)}",
+                status=status,
+                reason=_status_reason(obj),
+            )
+        children: list[dict[str, Any]] = []
+        kids = {"Deployment": "replicasets", "DaemonSet": "controllerrevisions"}.get(canonical)
+        if kids:
+            match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            query = [("labelSelector", ",".join(f"{k}={v}" for k, v in sorted(match.items())))]
+            status, data = self._json("GET", f"{base}/{kids}", query=query if match else [])
+            if status != 200 or not isinstance(data, dict):
+                raise KubeApiError(
+                    f"{label}: cannot list its {kids} ({status}): {_status_message(data)}",
+                    status=status,
+                    reason=_status_reason(data),
+                )
+            children = [c for c in data.get("items") or [] if isinstance(c, dict)]
+        obj.setdefault("kind", canonical)
+        return rollout_of(obj, children)
+
     def wait_pods(
         self,
         pods: Sequence[tuple[str, str]],
@@ -586,10 +800,13 @@ class Kube:
         *,
         container: str | None = None,
         since: datetime | None = None,
+        timestamps: bool = False,
     ) -> str:
         query: list[tuple[str, str]] = [("limitBytes", str(MAX_LOG_BYTES))]
         if container:
             query.append(("container", container))
+        if timestamps:  # the kubelet's RFC 3339 time in front of every line
+            query.append(("timestamps", "true"))
         if since is not None:
             # sinceTime has whole seconds: round down so nothing after `since` is lost.
             when = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
@@ -607,9 +824,9 @@ class Kube:
 
     # -- exec -----------------------------------------------------------------
 
-    def _sslopt(self) -> dict[str, Any]:
-        import ssl
-
+    def _sslopt(
+        self, credentials: ClientCert | None = None, anonymous: bool = False
+    ) -> dict[str, Any]:
         conf = self._conf
         opts: dict[str, Any] = {"cert_reqs": ssl.CERT_NONE}
         if conf.verify_ssl:
@@ -618,10 +835,14 @@ class Kube:
                 opts["ca_certs"] = conf.ssl_ca_cert
             if conf.assert_hostname is not None:
                 opts["check_hostname"] = conf.assert_hostname
-        if conf.cert_file:
-            opts["certfile"] = conf.cert_file
-        if conf.key_file:
-            opts["keyfile"] = conf.key_file
+        if credentials is not None:
+            opts["certfile"] = str(credentials.cert_file)
+            opts["keyfile"] = str(credentials.key_file)
+        elif not anonymous:
+            if conf.cert_file:
+                opts["certfile"] = conf.cert_file
+            if conf.key_file:
+                opts["keyfile"] = conf.key_file
         if conf.tls_server_name:
             opts["server_hostname"] = conf.tls_server_name
         return opts
@@ -639,18 +860,23 @@ class Kube:
         timeout: float = 60,
         stdin: bytes | None = None,
         tty: bool = False,
+        credentials: ClientCert | None = None,
+        anonymous: bool = False,
     ) -> ExecResult:
         """Run ``argv`` in a container through the API's exec stream; the exit code
         comes from the stream's status channel.
 
         ``stdin`` is sent once the stream is open (then closed, on the v5 protocol);
         ``tty`` asks for a terminal as `kubectl exec -it` does — with it the runtime
-        merges stderr into stdout, so stderr is not asked for.
+        merges stderr into stdout, so stderr is not asked for. ``credentials`` and
+        ``anonymous`` authenticate as in request().
         """
         import websocket
 
         if not argv:
             raise LabError("exec needs a command")
+        self._identity(user, groups, credentials, anonymous)
+        own = credentials is None and not anonymous
         query = [("command", a) for a in argv] + [("container", container)]
         if stdin is not None:
             query.append(("stdin", "true"))
@@ -660,9 +886,10 @@ class Kube:
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(pod)}/exec"
         url = f"{scheme}://{parts.netloc}{parts.path}{path}?{urlencode(query)}"
-        header = [f"{k}: {v}" for k, v in self._headers(user, groups, user_agent)]
+        header = [f"{k}: {v}" for k, v in self._headers(user, groups, user_agent, own)]
         where = f"pod {namespace}/{pod} container {container}"
-        ws = websocket.WebSocket(sslopt=self._sslopt(), skip_utf8_validation=True)
+        sslopt = self._sslopt(credentials, anonymous)
+        ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
         out = {_STDOUT: bytearray(), _STDERR: bytearray(), _ERROR: bytearray()}
         deadline = time.monotonic() + timeout
         try:

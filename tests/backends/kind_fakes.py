@@ -167,6 +167,8 @@ class FakeNodes:
                 f'runtime service failed" err="rpc error: code = NotFound desc = an error '
                 f'occurred when try to find container \\"{cid}\\": not found"\n',
             )
+        if argv[:3] == ["kubeadm", "kubeconfig", "user"]:  # lab.kind.users issuing a cert
+            return ExecResult(0, sample("kubeadm-kubeconfig-user.yaml"), "")
         if argv[:2] == ["crictl", "logs"]:
             return ExecResult(0, "", self.crictl_logs.get(argv[-1], ""))
         if cmd == "apparmor_parser":
@@ -199,9 +201,27 @@ class ExecCall:
     tty: bool = False
 
 
+ADMIN = ("kubernetes-admin", ["kubeadm:cluster-admins", "system:authenticated"])
+
+
+def _who(
+    user: str | None, groups: Sequence[str], credentials: Any, anonymous: bool
+) -> tuple[str | None, list[str]]:
+    """The user and groups the API server authenticates (or impersonates) for a call."""
+    if credentials is not None:
+        return credentials.user, list(credentials.groups)
+    if anonymous:
+        return "system:anonymous", ["system:unauthenticated"]
+    if user:
+        return user, list(groups)
+    return ADMIN[0], list(ADMIN[1])
+
+
 @dataclass
 class FakeKube:
-    """A Kube that answers from its fields and records every call."""
+    """A Kube that answers from its fields and records every call, with the user the
+    API server would see: a client certificate's, anonymous, impersonated, else the
+    lab's admin."""
 
     pods_: dict[tuple[str, str], PodInfo] = field(default_factory=dict)
     labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
@@ -216,6 +236,10 @@ class FakeKube:
     deleted: list[tuple[str, str, str]] = field(default_factory=list)
     requests: list[tuple[str, str, str | None, list[str], str | None]] = field(default_factory=list)
     execs: list[ExecCall] = field(default_factory=list)
+    # GET uri -> the object the API returns (a ReplicaSet, say)
+    objects: dict[str, Any] = field(default_factory=dict)
+    # (kind, namespace, name) -> what rollout() says at each call; the last one stays
+    rollouts: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
 
     def apply(self, docs: Sequence[dict[str, Any]], *, source: str = "") -> list[str]:
         from lab.errors import LabError
@@ -239,11 +263,22 @@ class FakeKube:
             info
             for key, info in self.pods_.items()
             if key[0] == namespace
-            and all(self.labels.get(key, {}).get(k) == v for k, v in want.items())
+            and all(
+                {**info.labels, **self.labels.get(key, {})}.get(k) == v for k, v in want.items()
+            )
         ]
+
+    def rollout(self, kind: str, namespace: str, name: str) -> Any:
+        script = self.rollouts.get((kind, namespace, name))
+        if not script:
+            return None
+        return script.pop(0) if len(script) > 1 else script[0]
 
     def readyz(self) -> bool:
         return self.ready
+
+    def ca_fingerprint(self) -> str | None:
+        return None  # no CA to compare an issued certificate's with
 
     def request(
         self,
@@ -254,10 +289,15 @@ class FakeKube:
         user: str | None = None,
         groups: Sequence[str] = (),
         user_agent: str | None = None,
+        credentials: Any = None,
+        anonymous: bool = False,
     ) -> tuple[int, Any]:
-        self.requests.append((method, uri, user, list(groups), user_agent))
+        user, who_groups = _who(user, groups, credentials, anonymous)
+        self.requests.append((method, uri, user, who_groups, user_agent))
         if self.on_request is not None:
-            self.on_request(method, uri, user, list(groups), user_agent)
+            self.on_request(method, uri, user, who_groups, user_agent)
+        if method == "GET" and uri in self.objects:
+            return 200, self.objects[uri]
         if uri.startswith("/apis/apps/v1/namespaces/cks-lab-falco/daemonsets/"):
             return 200, {
                 "metadata": {"generation": 1},
@@ -283,15 +323,18 @@ class FakeKube:
         timeout: float = 60,
         stdin: bytes | None = None,
         tty: bool = False,
+        credentials: Any = None,
+        anonymous: bool = False,
     ) -> ExecResult:
+        user, who_groups = _who(user, groups, credentials, anonymous)
         self.execs.append(
             ExecCall(
-                namespace, pod, container, list(argv), user, list(groups), user_agent, stdin, tty
+                namespace, pod, container, list(argv), user, who_groups, user_agent, stdin, tty
             )
         )
         if user_agent and self.on_request is not None:
             uri = f"/api/v1/namespaces/{namespace}/pods/{pod}/exec"
-            self.on_request("GET", uri, user, list(groups), user_agent)
+            self.on_request("GET", uri, user, who_groups, user_agent)
         return self.exec_results.get((pod, *argv), OK)
 
     def logs(
@@ -301,6 +344,7 @@ class FakeKube:
         *,
         container: str | None = None,
         since: datetime | None = None,
+        timestamps: bool = False,
     ) -> str:
         return self.logs_.get(pod, "")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kind_fakes import FakeKube, FakeNodes, sample
 
-from lab.backends.kind.steps import created_uri, for_cluster, send_api
+from lab.backends.kind.steps import Issuer, created_uri, for_cluster, send_api
 from lab.engines.audit.checker import RequestAttributes, UserInfo
 from lab.scenarios.loader import load_scenario
 from lab.scenarios.requests import ApiCall, api_call
@@ -88,22 +88,28 @@ def test_a_secret_the_attack_created_is_removed_after_the_run(tmp_path: Path) ->
     creates = [c for c in (api_call(s) for s in sc.model.attack) if c and c.attrs.verb == "create"]
     assert creates, "the scenario has a create step"
     posts = [r for r in kube.requests if r[0] == "POST"]
-    # the lab's own deletes go as the admin (no impersonation, no attack user agent)
-    cleanup = [r for r in kube.requests if r[0] == "DELETE" and r[2] is None]
+    # the lab's own deletes go as the admin, without the attack's user agent: never
+    # in the run's evidence
+    cleanup = [r for r in kube.requests if r[0] == "DELETE" and r[4] is None]
     assert len(cleanup) == len(posts) >= 1
-    assert all(d[4] is None for d in cleanup)  # never in the run's evidence
+    assert all(d[2] == "kubernetes-admin" for d in cleanup)
     assert [d[1].rsplit("/", 1)[0] for d in cleanup] == [p[1].split("?")[0] for p in posts]
 
 
-def test_send_api_names_this_clusters_nodes() -> None:
+def test_send_api_names_this_clusters_nodes(tmp_path: Path) -> None:
     sc = load_scenario(REPO / "scenarios" / "audit-policy-secrets")
     kube = FakeKube()
+    nodes = FakeNodes(files={"controlplane": {}, "worker": {}})
+    issuer = Issuer(nodes, "controlplane", tmp_path)  # type: ignore[arg-type]
     for step in sc.model.attack:
         call = api_call(step)
         if call is not None:
-            send_api(kube, call, "r1", "cks-lab-e2e")
+            send_api(kube, call, "r1", "cks-lab-e2e", issuer)
     node_users = {r[2] for r in kube.requests if r[2] and r[2].startswith("system:node:")}
     assert node_users == {"system:node:cks-lab-e2e-worker", "system:node:cks-lab-e2e-control-plane"}
+    # the nodes' certificates were issued for this cluster's names
+    names = {a[4] for a in nodes.commands("controlplane") if a[:2] == ["kubeadm", "kubeconfig"]}
+    assert "--client-name=system:node:cks-lab-e2e-worker" in names
     assert all("nodeName%3Dcks-lab-worker" not in r[1] for r in kube.requests)
 
 

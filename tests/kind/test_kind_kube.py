@@ -29,6 +29,7 @@ import yaml
 
 from lab.errors import LabError
 from lab.kind.kube import Kube, KubeApiError, PodInfo, exec_exit_status, pod_info
+from lab.kind.users import ClientCert
 
 x509 = pytest.importorskip("cryptography.x509", reason="cryptography makes the fake's TLS cert")
 
@@ -98,6 +99,9 @@ class Seen:
     query: dict[str, list[str]]
     headers: Any  # email.message.Message: get_all() keeps repeated lines apart
     body: Any
+    # the client certificate's subject, as the API server's x509 authenticator reads
+    # it: [("commonName", user), ("organizationName", group), ...]; None: no certificate
+    peer: list[tuple[str, str]] | None = None
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -206,7 +210,9 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             body = json.loads(raw) if raw else None
-            api.seen.append(Seen(self.command, parts.path, query, self.headers, body))
+            cert = self.connection.getpeercert()
+            peer = [kv for rdn in cert["subject"] for kv in rdn] if cert else None
+            api.seen.append(Seen(self.command, parts.path, query, self.headers, body, peer))
             if self.headers.get("Upgrade", "").lower() == "websocket":
                 self._websocket()
                 return
@@ -258,13 +264,44 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path, Path]:
     return _certs(tmp_path_factory.mktemp("tls"))
 
 
+@pytest.fixture(scope="module")
+def client_ca() -> tuple[Any, Any]:
+    """(CA certificate, its key): the CA the fake API server trusts for client
+    certificates, as kube-apiserver's --client-ca-file."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-kind-client-ca")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
 @pytest.fixture
-def api(tls: tuple[bytes, Path, Path]) -> Iterator[tuple[FakeApi, int]]:
+def api(tls: tuple[bytes, Path, Path], client_ca: tuple[Any, Any]) -> Iterator[tuple[FakeApi, int]]:
+    from cryptography.hazmat.primitives import serialization
+
     _ca, cert, key = tls
     fake = FakeApi()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
+    # as kube-apiserver: a client certificate is asked for, not required (anonymous
+    # and token requests come without one), and must be signed by the client CA
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(cadata=client_ca[0].public_bytes(serialization.Encoding.PEM).decode())
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -945,3 +982,152 @@ def test_exec_gives_up_after_its_timeout(kube: Kube, api: tuple[FakeApi, int]) -
     with pytest.raises(LabError, match=r"\['sleep', '60'\] did not end within 0.2s"):
         kube.exec("team", "web", "app", ["sleep", "60"], timeout=0.2)
     assert time.monotonic() - started < 0.9
+
+
+# -- real identities: a client certificate, or no credentials at all ---------------
+
+
+def _client_cert(
+    tmp: Path, client_ca: tuple[Any, Any], user: str, groups: tuple[str, ...]
+) -> ClientCert:
+    """A certificate as `kubeadm kubeconfig user` makes one: CN user, one O per group."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca, ca_key = client_ca
+    now = dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(subject))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
+    name = hashlib.sha256(user.encode()).hexdigest()[:12]
+    cert_file, key_file = tmp / f"{name}.crt", tmp / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    fingerprint = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return ClientCert(user, groups, cert_file, key_file, fingerprint)
+
+
+def test_request_with_a_client_certificate_authenticates_as_its_user(
+    kube: Kube, api: tuple[FakeApi, int], client_ca: tuple[Any, Any], tmp_path: Path
+) -> None:
+    fake, _ = api
+    proxy = _client_cert(tmp_path, client_ca, "system:kube-proxy", ("system:authenticated",))
+    node = _client_cert(
+        tmp_path, client_ca, "system:node:cks-lab-worker", ("system:nodes", "system:authenticated")
+    )
+    path = "/apis/discovery.k8s.io/v1/endpointslices"
+    fake.canned[("GET", path)] = (200, {"kind": "EndpointSliceList", "items": []})
+    status, _ = kube.request("GET", path, credentials=proxy, user_agent="cks-lab/r1/s1")
+    assert status == 200
+    seen = fake.seen[-1]
+    assert seen.peer == [("organizationName", "system:authenticated"),
+                         ("commonName", "system:kube-proxy")]  # fmt: skip
+    # the certificate is the identity: no impersonation, no lab token beside it
+    assert seen.headers.get_all("Impersonate-User") is None
+    assert seen.headers.get_all("Impersonate-Group") is None
+    assert seen.headers.get_all("Authorization") is None
+    assert seen.headers["User-Agent"] == "cks-lab/r1/s1"
+    # another user's call gets its own certificate, the lab's calls still none
+    kube.request("GET", path, credentials=node)
+    assert ("commonName", "system:node:cks-lab-worker") in (fake.seen[-1].peer or [])
+    assert ("organizationName", "system:nodes") in (fake.seen[-1].peer or [])
+    kube.request("GET", path, credentials=proxy)
+    assert ("commonName", "system:kube-proxy") in (fake.seen[-1].peer or [])
+    kube.request("GET", path)
+    assert fake.seen[-1].peer is None
+    assert fake.seen[-1].headers["Authorization"] == "Bearer lab-token"
+
+
+def test_an_anonymous_request_carries_no_credentials(
+    api: tuple[FakeApi, int],
+    tls: tuple[bytes, Path, Path],
+    client_ca: tuple[Any, Any],
+    tmp_path: Path,
+) -> None:
+    # kind's admin authenticates with a client certificate: anonymous must drop it
+    fake, port = api
+    admin = _client_cert(tmp_path, client_ca, "kubernetes-admin", ("kubeadm:cluster-admins",))
+    path = _kubeconfig(tmp_path, tls[0], port)
+    data = yaml.safe_load(path.read_text())
+    data["users"][0]["user"] = {
+        "client-certificate-data": base64.b64encode(admin.cert_file.read_bytes()).decode(),
+        "client-key-data": base64.b64encode(admin.key_file.read_bytes()).decode(),
+    }
+    path.write_text(yaml.safe_dump(data))
+    kube = Kube(path, CLUSTER)
+    assert kube.request("GET", "/readyz") == (200, "ok")
+    assert ("commonName", "kubernetes-admin") in (fake.seen[-1].peer or [])
+    assert kube.request("GET", "/readyz", anonymous=True, user_agent="cks-lab/r1/s9") == (
+        200,
+        "ok",
+    )
+    seen = fake.seen[-1]
+    assert seen.peer is None
+    assert seen.headers.get_all("Authorization") is None
+    assert seen.headers.get_all("Impersonate-User") is None
+    assert seen.headers["User-Agent"] == "cks-lab/r1/s9"
+
+
+def test_a_token_kubeconfig_sends_no_token_anonymously(
+    kube: Kube, api: tuple[FakeApi, int]
+) -> None:
+    fake, _ = api
+    kube.request("GET", "/readyz", anonymous=True)
+    assert fake.seen[-1].headers.get_all("Authorization") is None
+    assert fake.seen[-1].peer is None
+
+
+def test_credentials_and_impersonation_do_not_mix(
+    kube: Kube, api: tuple[FakeApi, int], client_ca: tuple[Any, Any], tmp_path: Path
+) -> None:
+    fake, _ = api
+    cert = _client_cert(tmp_path, client_ca, "jane", ("dev",))
+    with pytest.raises(LabError, match="not both"):
+        kube.request("GET", "/api", credentials=cert, user="bob")
+    with pytest.raises(LabError, match="not both"):
+        kube.request("GET", "/api", anonymous=True, groups=["dev"])
+    with pytest.raises(LabError, match="no credentials"):
+        kube.request("GET", "/api", credentials=cert, anonymous=True)
+    with pytest.raises(LabError, match="not both"):
+        kube.exec("team", "web", "app", ["id"], credentials=cert, user="bob")
+    assert fake.seen == []
+
+
+def test_exec_with_a_client_certificate_authenticates_as_its_user(
+    kube: Kube, api: tuple[FakeApi, int], client_ca: tuple[Any, Any], tmp_path: Path
+) -> None:
+    fake, _ = api
+    fake.exec_frames = [(1, b"ok\n"), (3, json.dumps({"status": "Success"}).encode())]
+    cert = _client_cert(tmp_path, client_ca, "dev@example.com", ("developers",))
+    result = kube.exec("team", "web", "app", ["id"], credentials=cert, user_agent="cks-lab/r1/s4")
+    assert (result.code, result.stdout) == (0, "ok\n")
+    seen = fake.seen[-1]
+    assert seen.path == "/api/v1/namespaces/team/pods/web/exec"
+    assert seen.peer == [("organizationName", "developers"), ("commonName", "dev@example.com")]
+    assert seen.headers.get_all("Impersonate-User") is None
+    assert seen.headers.get_all("Authorization") is None
+    assert seen.headers["User-Agent"] == "cks-lab/r1/s4"
+    kube.exec("team", "web", "app", ["id"], anonymous=True)
+    assert fake.seen[-1].peer is None and fake.seen[-1].headers.get_all("Authorization") is None
+
+
+def test_ca_fingerprint_is_the_kubeconfigs_ca(kube: Kube, tls: tuple[bytes, Path, Path]) -> None:
+    der = ssl.PEM_cert_to_DER_cert(tls[0].decode())
+    assert kube.ca_fingerprint() == hashlib.sha256(der).hexdigest()

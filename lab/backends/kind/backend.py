@@ -3,7 +3,8 @@
 prepare() resets what an earlier scenario left on the (warm) cluster, puts the
 scenario's files on its nodes, readies AppArmor and Falco when the scenario needs
 them and applies its manifests. run_attack() sends the attack for real — API
-requests as their users (impersonation), execs through the API's exec stream —
+requests as their users (each with its own client certificate, so the audit
+policy sees that user), execs through the API's exec stream —
 and reads the evidence where a learner would: crictl and the audit log on the
 control-plane node, the Falco pods' logs, the kernel's AppArmor state and the
 commands' results. The checks grade it without knowing which backend ran.
@@ -29,6 +30,8 @@ from lab.backends.kind.audit import (
 from lab.backends.kind.audit import watch_apiserver as _watch_apiserver
 from lab.backends.kind.steps import (
     ExecRun,
+    Issuer,
+    controllers_in,
     created_uri,
     find_pod,
     inverse,
@@ -86,6 +89,7 @@ class KindBackend:
         pods_timeout: float = 180.0,
         falco_timeout: float = 300.0,
         workload_window: float = 5.0,  # run time the Falco-graded workloads get watched
+        falco_reload_wait: float = 20.0,  # for Falco to reload changed rules by itself
     ) -> None:
         self.cluster = cluster
         self._nodes = nodes
@@ -98,6 +102,7 @@ class KindBackend:
         self.pods_timeout = pods_timeout
         self.falco_timeout = falco_timeout
         self.workload_window = workload_window
+        self.falco_reload_wait = falco_reload_wait
 
     # --- the cluster's handles ------------------------------------------------------------
 
@@ -303,19 +308,49 @@ class KindBackend:
 
         return [d.data for d in parse_all(raw, source) if isinstance(d.data, dict)]
 
-    def _wait_pods(self, kube: Kube, pods: list[Pod], progress: Progress) -> dict[str, PodInfo]:
-        """Wait until every setup pod runs or is stuck for good; found pods by key."""
+    def _wait_pods(
+        self,
+        kube: Kube,
+        pods: list[Pod],
+        progress: Progress,
+        workloads: Sequence[tuple[str, str, str]] = (),
+    ) -> dict[str, PodInfo]:
+        """Wait until every setup pod runs or is stuck for good, and the rollout of every
+        workload controller just applied ((kind, namespace, name)) is over — until then
+        the old pods are still there (running under their old settings, or stuck) and
+        would be taken for the new. Found pods by key."""
+        from lab.backends.kind.steps import rollout_waits_for
+
         deadline = self.clock().timestamp() + self.pods_timeout
+        pending = list(dict.fromkeys(workloads))
         while True:
+            waits: dict[tuple[str, str, str], str] = {}
+            for kind, ns, name in pending:
+                try:
+                    why = rollout_waits_for(kube, kind, ns, name)
+                except LabError as e:
+                    why = None  # the pods' own states below tell what went wrong
+                    progress(ProgressEvent(f"warning: rollout of {kind.lower()} {ns}/{name}: "
+                                           f"{e.message}", "pods"))  # fmt: skip
+                if why is not None:
+                    waits[(kind, ns, name)] = why
+            pending = list(waits)  # an ended rollout stays ended
             found: dict[str, PodInfo] = {}
             for p in pods:
                 info = find_pod(kube, p.namespace, p.name, p)
                 if info is not None:
                     found[f"{p.namespace}/{p.name}"] = info
             done = sum(1 for i in found.values() if i.settled)
-            progress(ProgressEvent(f"pods started: {done}/{len(pods)}", phase="pods",
-                                   done=done, total=len(pods)))  # fmt: skip
-            if done == len(pods) or self.clock().timestamp() >= deadline:
+            rolling = "; ".join(waits.values())
+            message = f"pods started: {done}/{len(pods)}"
+            if rolling:
+                message += f"; waiting for the rollout of {rolling}"
+            progress(ProgressEvent(message, phase="pods", done=done, total=len(pods)))
+            over = self.clock().timestamp() >= deadline
+            if (done == len(pods) and not waits) or over:
+                if rolling:
+                    late = f"after {self.pods_timeout:g}s still waiting for the rollout of"
+                    progress(ProgressEvent(f"warning: {late} {rolling}", "pods"))
                 return found
             self.sleep(POLL)
 
@@ -363,6 +398,17 @@ class KindBackend:
                                        "so it loads it", phase="manifests"))  # fmt: skip
             seen = self._watch(nodes, kube, cp, progress, newer_than=restarted)
 
+        synced: dict[str, Any] = {}
+        watched_from = since  # when Falco is on the current rules: workloads watched after
+        if model.needs_falco:
+            from lab.backends.kind.falco_reload import sync_falco_rules
+
+            synced = sync_falco_rules(nodes, kube, model, names, node_of, clock=self.clock,
+                                      sleep=self.sleep, progress=progress,
+                                      wait=self.falco_reload_wait,
+                                      timeout=self.falco_timeout)  # fmt: skip
+            if any(s.state in ("reloaded", "restarted") for s in synced.values()):
+                watched_from = self.clock()
         execs: dict[str, ExecRun] = {}
         created: list[str] = []  # objects the attack made: removed after the run
         steps = model.attack
@@ -374,7 +420,8 @@ class KindBackend:
                 if seen is not None and not seen.running:
                     continue  # nobody answers: the audit checks explain why
                 try:
-                    status, answer = send_api(kube, call, run_id, self.cluster.name)
+                    status, answer = send_api(kube, call, run_id, self.cluster.name,
+                                              Issuer(nodes, cp, self.cluster.dir))  # fmt: skip
                 except LabError as e:
                     progress(ProgressEvent(f"warning: step {step.id}: {e.message}", "attack"))
                 else:
@@ -382,7 +429,8 @@ class KindBackend:
                     if uri:
                         created.append(uri)
             elif step.exec is not None:
-                execs[step.id] = run = run_exec(kube, model, step, run_id, self.clock, node_of)
+                execs[step.id] = run = run_exec(kube, model, step, run_id, self.clock, node_of,
+                                                Issuer(nodes, cp, self.cluster.dir))  # fmt: skip
                 if run.error:
                     progress(ProgressEvent(f"warning: step {step.id}: {run.error}", "attack"))
             elif step.package_upgrade is not None:
@@ -404,11 +452,12 @@ class KindBackend:
         if model.needs_falco:
             from lab.backends.kind.falco import falco_evidence, observe_workloads
 
-            observe_workloads(nodes, kube, model, node_of, since, self.workload_window,
+            observe_workloads(nodes, kube, model, node_of, watched_from, self.workload_window,
                               self.clock, self.sleep, progress)  # fmt: skip
             if self.falco_grace:
                 self.sleep(self.falco_grace)
-            evidence.falco = falco_evidence(nodes, kube, model, names, execs, since, node_of)
+            evidence.falco = falco_evidence(nodes, kube, model, names, execs, since, node_of,
+                                            synced)  # fmt: skip
         if model.needs_apparmor:
             from lab.backends.kind.apparmor import apparmor_evidence
 
@@ -429,6 +478,7 @@ class KindBackend:
         out: dict[tuple[str, str], list[Any]] = {}
         refused: dict[tuple[str, str], str] = {}
         applied: dict[tuple[str, str], str | None] = {}
+        workloads: list[tuple[str, str, str]] = []  # controllers applied: wait for their rollout
         for pod in model.setup.pods:
             key = (pod.namespace, pod.name)
             out[key] = setup_docs
@@ -453,12 +503,13 @@ class KindBackend:
                 try:
                     for line in kube.apply(docs, source=f"{where[0]}:{where[1]}"):
                         progress(ProgressEvent(line, phase="pods"))
+                    workloads += controllers_in(docs)
                 except LabError as e:
                     applied[where] = e.message
                     progress(ProgressEvent(f"warning: applying {where[1]}: {e.message}", "pods"))
             if applied[where] is not None:
                 refused[key] = str(applied[where])
-        self._wait_pods(kube, model.setup.pods, progress)
+        self._wait_pods(kube, model.setup.pods, progress, workloads)
         return out, refused
 
 

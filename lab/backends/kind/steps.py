@@ -23,8 +23,11 @@ from lab.scenarios.model import AttackStep, Pod, Scenario
 from lab.scenarios.requests import ApiCall
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from lab.kind.kube import Kube, PodInfo
     from lab.kind.nodes import ExecResult, LabNodes
+    from lab.kind.users import Identity
 
 Clock = Callable[[], datetime]
 
@@ -89,17 +92,110 @@ def _selector(labels: Mapping[str, str]) -> str:
 
 def find_pod(kube: Kube, namespace: str, name: str, pod: Pod | None = None) -> PodInfo | None:
     """The cluster's pod for a scenario pod: by name, else the one its labels select
-    (a running one first): a Deployment's pod has another name on every cluster."""
+    (a Deployment's pod has another name on every cluster). Terminating pods are
+    never it; among several, the newest template's (a rollout in progress leaves the
+    old pod running next to a new one that fails), then a running one."""
     info = kube.pod(namespace, name)
-    if info is not None or pod is None:
-        return info
-    selector = _selector(pod.labels)
-    if not selector:
+    if info is not None and info.deletion_timestamp is not None:
+        info = None
+    selector = _selector(pod.labels) if pod is not None else ""
+    # a ReplicaSet's pod of that name is one of its Deployment's: its siblings may be newer
+    if info is None or not selector or all(k != "ReplicaSet" for k, _ in info.owners):
+        if info is not None or not selector:
+            return info
+    found = [p for p in kube.pods(namespace, selector) if p.deletion_timestamp is None]
+    if len(found) > 1:
+        newness = _newness(kube, namespace, found)
+        found.sort(key=lambda p: (-newness[p.name], p.phase != "Running"))
+    else:
+        found.sort(key=lambda p: p.phase != "Running")
+    return found[0] if found else None
+
+
+def _newness(kube: Kube, namespace: str, pods: list[PodInfo]) -> dict[str, int]:
+    """How new each pod's template is: its ReplicaSet's revision (the annotation the
+    Deployment controller numbers them by); for a StatefulSet's or DaemonSet's pod, 1
+    when it carries the controller's current revision; 0 when unknown."""
+    cache: dict[tuple[str, str], int | tuple[str, str] | None] = {}
+    out: dict[str, int] = {}
+    for p in pods:
+        owner = next(((k, n) for k, n in p.owners if k in _CONTROLLERS), None)
+        if owner is None:
+            out[p.name] = 0
+            continue
+        if owner not in cache:
+            cache[owner] = _current(kube, namespace, *owner)
+        got = cache[owner]
+        if isinstance(got, int):
+            out[p.name] = got
+        else:
+            out[p.name] = int(got is not None and p.labels.get(got[0]) == got[1])
+    return out
+
+
+def _current(kube: Kube, namespace: str, kind: str, name: str) -> int | tuple[str, str] | None:
+    """A ReplicaSet's revision number; a StatefulSet's or DaemonSet's current revision
+    label; 0 or None when the API does not say."""
+    from lab.kind.kube import REVISION_ANNOTATION
+
+    try:
+        if kind != "ReplicaSet":
+            r = kube.rollout(kind, namespace, name)
+            return r.current if r is not None else None
+        uri = f"/apis/apps/v1/namespaces/{quote(namespace)}/replicasets/{quote(name)}"
+        status, rs = kube.request("GET", uri)
+    except LabError:
+        return None if kind != "ReplicaSet" else 0
+    meta = rs.get("metadata") if status == 200 and isinstance(rs, dict) else None
+    value = str(((meta or {}).get("annotations") or {}).get(REVISION_ANNOTATION, ""))
+    return int(value) if value.isdigit() else 0
+
+
+_CONTROLLERS = ("ReplicaSet", "StatefulSet", "DaemonSet")
+
+
+def controllers_in(docs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(kind, namespace, name) of the Deployments, StatefulSets and DaemonSets in docs."""
+    from lab.kind.kube import ROLLOUT_KINDS
+
+    out = []
+    for d in docs:
+        meta = d.get("metadata")
+        if d.get("kind") in ROLLOUT_KINDS and isinstance(meta, dict) and meta.get("name"):
+            out.append((str(d["kind"]), str(meta.get("namespace") or "default"), str(meta["name"])))
+    return out
+
+
+def rollout_waits_for(kube: Kube, kind: str, namespace: str, name: str) -> str | None:
+    """What the rollout of a Deployment, StatefulSet or DaemonSet still waits for, or
+    None when it is over: every pod of the current template there and settled, no
+    old or terminating pod left. A rollout that cannot finish because the new pods
+    fail for good (CreateContainerError: the profile is not loaded) is over as well:
+    that is the learner's error, which the checks explain from those pods."""
+    r = kube.rollout(kind, namespace, name)
+    if r is None:
         return None
-    found = kube.pods(namespace, selector)
-    running = [p for p in found if p.phase == "Running"]
-    chosen = running or found
-    return chosen[0] if chosen else None
+    what = f"{kind.lower()} {namespace}/{name}"
+    if not r.observed:
+        return f"{what}: its controller has not acted on the change yet"
+    selector = ",".join(f"{k}={v}" for k, v in sorted(r.selector.items()))
+    pods = kube.pods(namespace, selector) if selector else []
+    terminating = [p for p in pods if p.deletion_timestamp is not None]
+    alive = [p for p in pods if p.deletion_timestamp is None]
+    key = r.current
+    new = [p for p in alive if key is None or p.labels.get(key[0]) == key[1]]
+    old = [p for p in alive if p not in new]
+    if terminating:
+        return f"{what}: {len(terminating)} old pod(s) still terminating"
+    if new and all(p.settled and not p.running for p in new):
+        return None  # the new template's pods fail for good: nothing more will change
+    if r.updated < r.desired or len(new) < r.desired:
+        return f"{what}: {min(r.updated, len(new))}/{r.desired} pod(s) of the new template"
+    if old:
+        return f"{what}: {len(old)} pod(s) of the old template left"
+    if any(not p.settled for p in new):
+        return f"{what}: its new pod(s) are starting"
+    return None
 
 
 def container_of(step: AttackStep, sc: Scenario, info: PodInfo | None) -> str | None:
@@ -163,22 +259,52 @@ def for_cluster(value: Any, cluster: str) -> Any:
     return value
 
 
-def send_api(kube: Kube, call: ApiCall, run_id: str, cluster: str = "cks-lab") -> tuple[int, Any]:
-    """Send a step's request as its user (impersonated), tagged with the run's user agent."""
+@dataclass(frozen=True)
+class Issuer:
+    """Where a step's user gets its client certificate: the cluster's control-plane
+    node (scenario name) and the cluster's folder, which caches them."""
+
+    nodes: LabNodes
+    node: str
+    cluster_dir: Path
+
+
+def step_identity(
+    kube: Kube, issuer: Issuer | None, user: str | None, groups: list[str]
+) -> Identity:
+    """How a step authenticates as its user: its own client certificate, none at all
+    (anonymous), or the lab's admin credentials when it is kind's admin. Without an
+    issuer only the last two are possible.
+
+    Not impersonation: the apiserver applies the audit policy to the user who
+    authenticated, so a rule for the step's user would never match (lab.kind.users)."""
+    from lab.kind.users import UserCerts, identity
+
+    certs = None
+    if issuer is not None:
+        certs = UserCerts(issuer.nodes, issuer.node, issuer.cluster_dir,
+                          trusted_ca=kube.ca_fingerprint())  # fmt: skip
+    return identity(user, groups, certs)
+
+
+def send_api(
+    kube: Kube, call: ApiCall, run_id: str, cluster: str = "cks-lab", issuer: Issuer | None = None
+) -> tuple[int, Any]:
+    """Send a step's request as its user, tagged with the run's user agent."""
     a = call.attrs
     uri = for_cluster(call.uri, cluster)
     if a.verb == "watch":
         # A watch streams until closed: let the apiserver end it after a second.
         uri += ("&" if "?" in uri else "?") + "timeoutSeconds=1"
-    user = for_cluster(a.user.username, cluster) if a.user else "system:anonymous"
-    groups = list(a.user.groups) if a.user else ["system:unauthenticated"]
+    user = for_cluster(a.user.username, cluster) if a.user else None
+    who = step_identity(kube, issuer, user, list(a.user.groups) if a.user else [])
     return kube.request(
         _METHODS.get(a.verb, "GET"),
         uri,
         body=for_cluster(call.body, cluster),
-        user=user,
-        groups=groups,
         user_agent=user_agent(run_id, call.step_id),
+        credentials=who.credentials,
+        anonymous=who.anonymous,
     )
 
 
@@ -201,12 +327,21 @@ def run_exec(
     run_id: str,
     clock: Clock,
     node_of: Callable[[str | None], str | None],
+    issuer: Issuer | None = None,
 ) -> ExecRun:
     """Run an exec step in its pod as its user; the window brackets the command."""
     ex = step.exec
     assert ex is not None
     info = find_pod(kube, ex.namespace, ex.pod, sc.setup.pod(ex.namespace, ex.pod))
     container = container_of(step, sc, info)
+    # the certificate first: issuing one takes a second that is not the command's
+    who: Identity | None = None
+    refused = None
+    if info is not None and container is not None:
+        try:
+            who = step_identity(kube, issuer, ex.user, list(ex.groups))
+        except LabError as e:
+            refused = e.message
     start = clock()
     run = ExecRun(step.id, ex.namespace, info.name if info else ex.pod, container,
                   node_of(info.node if info else None), start, start)  # fmt: skip
@@ -216,14 +351,17 @@ def run_exec(
     if container is None:
         run.error = f"pod {ex.namespace}/{info.name} has no container"
         return run
+    if who is None:
+        run.error = refused
+        return run
     try:
         run.result = kube.exec(
             ex.namespace,
             info.name,
             container,
             list(ex.command),
-            user=ex.user,
-            groups=list(ex.groups),
+            credentials=who.credentials,
+            anonymous=who.anonymous,
             user_agent=user_agent(run_id, step.id),
             timeout=EXEC_TIMEOUT,
             # `kubectl exec -it POD -- sh`: a terminal, and the attacker leaves at once
