@@ -119,6 +119,90 @@ def reload_failure_reason(alert: Mapping[str, Any]) -> str:
     return output[len(prefix) :] if output.startswith(prefix) else output
 
 
+# --- when Falco loaded its rules (a log read with the kubelet's time stamps) ------------
+
+
+@dataclass
+class EngineTimes:
+    """When Falco (re)started its engine and when a reload was refused, by the
+    kubelet's clock (the node's, as the files' change times are)."""
+
+    # each (re)start that opened its event source: when it began loading the rules
+    starts: list[datetime] = field(default_factory=list)
+    failures: list[datetime] = field(default_factory=list)  # hot restart failures
+    stamped: bool = False  # the log had the kubelet's time stamps at all
+
+
+def kube_time(line: str) -> tuple[datetime | None, str]:
+    """(the kubelet's time stamp, the line after it) of a `kubectl logs --timestamps`
+    line: RFC 3339 in UTC with up to nine fractional digits; (None, line) without one."""
+    m = _KUBE_TIME_RE.match(line)
+    if m is None:
+        return None, line
+    stamp = m.group(0).strip()[:-1]  # without the "Z"
+    whole, _, frac = stamp.partition(".")
+    try:
+        t = datetime.fromisoformat(whole).replace(tzinfo=UTC)
+    except ValueError:
+        return None, line
+    return t + timedelta(microseconds=int(frac.ljust(6, "0")[:6] or 0)), line[m.end() :]
+
+
+def engine_times(text: str) -> EngineTimes:
+    """Falco's (re)starts and refused reloads in a pod log read with time stamps.
+
+    A start is the "Opening '<source>' source with ..." line that follows the
+    loading of the configuration and rules; its time is that of the "Loading rules
+    from" line before it (a file changed after that line is not in the engine,
+    even if it changed before the source opened). A hot reload's dry run prints
+    "Loading rules from" too but opens no source, so the last one before the
+    opening line is the start's own.
+    """
+    out = EngineTimes()
+    loading: datetime | None = None
+    for raw in text.splitlines():
+        t, line = kube_time(raw.rstrip("\r"))
+        if t is None:
+            continue
+        out.stamped = True
+        obj = _json_object(line.strip())
+        if obj is not None:
+            if obj.get("source") == INTERNAL_SOURCE and obj.get("rule") == HOT_RESTART_FAILURE:
+                out.failures.append(t)
+            continue
+        stamp = _LOG_TIME_RE.match(line)
+        message = line[stamp.end() :] if stamp else line
+        if message.startswith("Loading rules from"):
+            loading = t
+        elif _OPENED_RE.match(message):
+            out.starts.append(loading or t)
+            loading = None
+    return out
+
+
+def rules_state(times: EngineTimes, changed: datetime) -> str:
+    """Whether Falco's engine has the files as they have been since ``changed`` (the
+    newest change under /etc/falco):
+
+    - "current": it (re)started after the change;
+    - "rejected": it tried after the change and refused them (the hot reload's dry run
+      failed): it runs its old rules, the current files are what is wrong;
+    - "stuck": not reloaded since the change, and a reload failed after its last start:
+      Falco watches its files by inode, and a failed dry run leaves the watch of a file
+      replaced by a new one gone, so it will not see the change;
+    - "pending": not yet (a hot restart takes seconds), or never (it missed the change).
+    """
+    changed = _aware(changed)
+    if any(s >= changed for s in times.starts):
+        return "current"
+    if any(f >= changed for f in times.failures):
+        return "rejected"
+    last_start = max(times.starts, default=None)
+    if any(last_start is None or f > last_start for f in times.failures):
+        return "stuck"
+    return "pending"
+
+
 def alert_time(alert: Mapping[str, Any]) -> datetime | None:
     """An alert's event time, UTC (Falco's ``time``: RFC 3339 with nanoseconds).
 

@@ -53,6 +53,7 @@ from lab.scenarios.model import AttackStep, Scenario
 from lab.work import Progress, ProgressEvent, no_progress
 
 if TYPE_CHECKING:
+    from lab.backends.kind.falco_reload import RulesSync
     from lab.kind.kube import Kube, PodInfo
     from lab.kind.nodes import LabNodes
 
@@ -209,11 +210,33 @@ def workload_target(sc: Scenario, step: AttackStep, info: PodInfo | None) -> Wor
                           tuple(own or short), files, frozenset(programs), main)  # fmt: skip
 
 
+def falco_graded_steps(sc: Scenario) -> set[str]:
+    """The ids of the steps a Falco check grades."""
+    return {str(c.params.get("step")) for t in sc.tasks for c in t.checks
+            if c.type.startswith("falco_") and c.params.get("step") is not None}  # fmt: skip
+
+
 def falco_workload_steps(sc: Scenario) -> list[AttackStep]:
     """The workload steps a Falco check grades."""
-    graded = {str(c.params.get("step")) for t in sc.tasks for c in t.checks
-              if c.type.startswith("falco_")}  # fmt: skip
+    graded = falco_graded_steps(sc)
     return [s for s in sc.attack if s.workload is not None and s.id in graded]
+
+
+def exec_failure(step: AttackStep, run: ExecRun) -> str | None:
+    """What a Falco-graded exec step's failure says, so a missing alert is explained:
+    Falco alerts on what the command did, not on what it was meant to do. A secret
+    step's error output is left out (it could name what the learner is to find)."""
+    if run.error:
+        return f"attack step {step.id!r} did not run: {run.error}"
+    r = run.result
+    if r is None or r.code == 0:
+        return None
+    text = f"attack step {step.id!r}: the command failed (exit {r.code})"
+    lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip()]
+    if lines and not step.secret:
+        said = " | ".join(lines[-2:])
+        text += ": " + (said if len(said) <= 300 else said[:297] + "...")
+    return text + ", so Falco saw only what it did before it failed"
 
 
 def observe_workloads(
@@ -412,8 +435,10 @@ def falco_evidence(
     execs: Mapping[str, ExecRun],
     since: datetime,
     node_of: Any,
+    sync: Mapping[str, RulesSync] | None = None,
 ) -> FalcoEvidence:
-    """Each scenario node's Falco, and the alerts of the steps it saw."""
+    """Each scenario node's Falco, and the alerts of the steps it saw. ``sync``: what
+    bringing each node's Falco onto the current files before the attack came to."""
     ev = FalcoEvidence()
     workloads: dict[str, dict[str, WorkloadTarget]] = {}  # node -> step -> what fits it
     for step in sc.attack:
@@ -430,6 +455,14 @@ def falco_evidence(
                 workloads.setdefault(node, {})[step.id] = target
     for node in (n.name for n in sc.cluster.nodes):
         status, alerts = falco_node(nodes, kube, node, names[node], since)
+        synced = (sync or {}).get(node)
+        if synced is not None:
+            status.notes += synced.notes
+            if synced.error:
+                # Its alerts are of other rules, or of none: not the learner's to answer for.
+                why = status.error if not status.running and status.error else None
+                status.running = False
+                status.error = synced.error + (f" ({why})" if why else "")
         if status.installed or node in ev.step_nodes.values():
             ev.nodes[node] = status
         on_node = [r for r in execs.values() if r.node == node]
@@ -443,6 +476,12 @@ def falco_evidence(
                 "does not run package upgrades, so the files it would put back "
                 f"({', '.join(up.restore)}) keep your changes here"
             )
+    graded = falco_graded_steps(sc)
+    for step in sc.attack:
+        run = execs.get(step.id)
+        note = exec_failure(step, run) if run is not None and step.id in graded else None
+        if note and run is not None and run.node in ev.nodes:
+            ev.nodes[str(run.node)].notes.append(note)
     for step_id in ev.step_nodes:
         ev.alerts.setdefault(step_id, [])
     return ev
