@@ -6,9 +6,11 @@ The kernel decides; the lab only sees the result. A step's accesses are DENIED
 when its command failed with "Permission denied", ALLOWED when it succeeded: which
 rule decided is not known on kind (AppArmorAccess.rules stays empty), and a step
 that failed for another reason (no network, say) tried nothing the lab can tell
-apart. A workload step is the pod's own processes, which the lab cannot make
-happen: each of its effects is re-enacted by a probe command in the container
-(lab/backends/kind/apparmor_probe.py).
+apart. A capability of a command that failed is probed on its own: the kernel
+asks AppArmor for a socket's network permission before capable(CAP_NET_RAW), so a
+refused raw socket says nothing of `capability net_raw`. A workload step is the
+pod's own processes, which the lab cannot make happen: each of its effects is
+re-enacted by a probe command in the container (lab/backends/kind/apparmor_probe.py).
 
 A container's profile is read from its node: its first process's pid from
 `crictl inspect` (containerd's info.pid, in the node's pid namespace, which holds
@@ -25,6 +27,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from lab.backends.kind.apparmor_probe import Run, is_ip, probe_capability, runner
 from lab.backends.kind.steps import (
     ExecRun,
     container_of,
@@ -43,7 +46,7 @@ from lab.evidence import (
     AppArmorProfileState,
     AppArmorStep,
 )
-from lab.scenarios.effects import capability_name, command_words
+from lab.scenarios.effects import capability_name, command_words, split_host_port
 from lab.scenarios.model import AttackStep, Pod, Scenario, socket_words
 
 if TYPE_CHECKING:
@@ -219,20 +222,30 @@ def _accesses(step: AttackStep) -> list[tuple[str, str]]:
            if eff.processes else "the container's process")  # fmt: skip
     out += [(f"r {p}", who) for p in eff.reads]
     out += [(f"w {p}", who) for p in eff.writes]
+    # in the sim's order and words (lab/backends/sim/apparmor_access.py files_and_more)
+    for target in eff.connects:
+        host, _ = split_host_port(target) or ("", 0)
+        if host and not is_ip(host):
+            out.append(("network inet dgram", f"{who} (DNS lookup of {host})"))
+        family = "inet6" if ":" in host or target.startswith("[") else "inet"
+        out.append((f"network {family} stream", f"{who} (connect to {target})"))
     for sock in eff.sockets:
         pair = socket_words(sock)
         if pair:
-            out.append((f"network {pair[0]} {pair[1]}", who))
-    for target in eff.connects:
-        family = "inet6" if target.startswith("[") else "inet"
-        out.append((f"network {family} stream", who))
+            out.append((f"network {pair[0]} {pair[1]}", f"{who} (socket {sock})"))
+            if pair[1] == "raw" or pair[0] == "packet":
+                # a raw or packet socket needs the capability as well
+                out.append(("capability net_raw", f"{who} (socket {sock})"))
     for cap in eff.capabilities:
         name = capability_name(cap)
         if name:
             out.append((f"capability {name.lower()}", who))
     if not out and step.exec is not None:
         out.append((f"x {step.exec.command[0]}", who))
-    return list(dict.fromkeys(out))
+    first: dict[str, str] = {}  # one entry per access (net_raw: for a raw socket and listed)
+    for access, by in out:
+        first.setdefault(access, by)
+    return list(first.items())
 
 
 def _outcome(result: ExecResult) -> tuple[str, str] | None:
@@ -249,16 +262,32 @@ def _outcome(result: ExecResult) -> tuple[str, str] | None:
     return None
 
 
-def exec_step(step: AttackStep, run: ExecRun, profile: str | None) -> AppArmorStep:
-    """An exec step as it ran: every access shares the command's fate."""
+def exec_step(
+    step: AttackStep, run: ExecRun, profile: str | None, probe: Run | None = None
+) -> AppArmorStep:
+    """An exec step as it ran: every access shares the command's fate, but for a
+    capability when the command failed: the kernel checks the network permission of a
+    socket before the capability (capable(CAP_NET_RAW)), so a denied raw socket says
+    nothing of net_raw. Those are probed on their own in the container (`probe`,
+    lab/backends/kind/apparmor_probe.py CAP_PROBES)."""
     st = AppArmorStep(step.id, run.namespace, run.pod, run.container or "")
     if run.result is None:
         st.ran = False
         return st
     got = _outcome(run.result)
+    said = (run.result.stderr.strip() or run.result.stdout.strip()).splitlines()
     for access, who in _accesses(step):
+        # 126/127: a program of the command did not start, so nothing after it was tried
+        if (access.startswith("capability ") and run.result.code not in (0, 126, 127)
+                and probe is not None):  # fmt: skip
+            outcome, why = probe_capability(probe, access.split()[1])
+            if outcome is None:
+                failed = said[-1] if said else f"exit code {run.result.code}"
+                why = f"allowed: not probed ({why}); the command failed ({failed!r})"
+            st.accesses.append(AppArmorAccess(access, outcome or "ALLOWED", who, profile=profile,
+                                              reason=why))  # fmt: skip
+            continue
         if got is None:
-            said = (run.result.stderr.strip() or run.result.stdout.strip()).splitlines()
             why = said[-1] if said else f"exit code {run.result.code}"
             st.accesses.append(
                 AppArmorAccess(
@@ -317,7 +346,10 @@ def apparmor_evidence(
         if c is not None and not c.running:
             ev.steps[step.id] = AppArmorStep(step.id, ns, name, c.container, ran=False)
         elif step.id in execs:
-            ev.steps[step.id] = exec_step(step, execs[step.id], profile)
+            run = execs[step.id]
+            probe = (runner(kube, run.namespace, run.pod, run.container)
+                     if run.container else None)  # fmt: skip
+            ev.steps[step.id] = exec_step(step, run, profile, probe)
             ev.steps[step.id].pod = name  # checks find the container by the scenario's name
         elif step.workload is not None and info is not None and container is not None:
             ev.steps[step.id] = workload_step(kube, sc, step, info, container, profile)
