@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -503,3 +504,32 @@ def test_a_read_refused_to_root_runs_again_as_the_folders_owner(tmp_path: Path) 
     (_sc, ev, _kube, _argvs), _ = cache_write(tmp_path, answers)
     read = {a.access: a for a in ev.apparmor.steps["nginx-starts"].accesses}[f"r {conf}"]
     assert read.outcome == "ALLOWED" and "as uid 101" in read.reason
+
+
+def test_a_pod_stuck_before_the_profile_was_loaded_is_started_again(tmp_path: Path) -> None:
+    # The learner loads the profile after the pod failed to start; the template did not
+    # change, so no rollout comes, and kubelet retries only after a back-off: the check
+    # deletes the stuck pod and grades the one its ReplicaSet makes now.
+    sc = scenario("apparmor-raw-sockets")
+    stuck, fresh = api_pod(NEW, "waiting", "CreateContainerError"), api_pod(NEW)
+
+    class Retrying(FakeKube):
+        def delete(self, kind: str, namespace: str, name: str, *, wait: float = 60) -> None:
+            super().delete(kind, namespace, name, wait=wait)
+            if (kind, name) == ("Pod", stuck.name):
+                self.pods_ = {
+                    (fresh.namespace, fresh.name + "-2"): replace(fresh, name=fresh.name + "-2")
+                }
+
+    kube = Retrying()
+    for rs in json.loads(sample("kube-list-replicasets.json"))["items"]:
+        kube.objects[f"/apis/apps/v1/namespaces/orders/replicasets/{rs['metadata']['name']}"] = rs
+    world = World(kube, [(rollout(2, 1, 1), [stuck])])
+    b = orders_backend(tmp_path, orders_nodes(), kube, None)
+    ev = b.run_attack(sc, workspace(tmp_path, sc))
+    assert ("Pod", "orders", stuck.name) in kube.deleted
+    assert world.phase == 0
+    pod = sc.model.setup.pods[0]
+    assert ev.apparmor is not None
+    c = ev.apparmor.container(pod.namespace, pod.name, "api")
+    assert c is not None and c.state == "running"

@@ -509,8 +509,30 @@ class KindBackend:
                     progress(ProgressEvent(f"warning: applying {where[1]}: {e.message}", "pods"))
             if applied[where] is not None:
                 refused[key] = str(applied[where])
-        self._wait_pods(kube, model.setup.pods, progress, workloads)
+        found = self._wait_pods(kube, model.setup.pods, progress, workloads)
+        if self._retry_stuck(kube, found, progress):
+            self._wait_pods(kube, model.setup.pods, progress)
         return out, refused
+
+    def _retry_stuck(self, kube: Kube, found: dict[str, PodInfo], progress: Progress) -> bool:
+        """A controller's pod stuck in CreateContainerError (its profile was not loaded
+        then) is only retried by kubelet after a back-off of up to minutes, and an
+        unchanged template starts no new one: delete it, as a learner would, so its
+        controller makes a pod that meets the profiles loaded now. Whether any was."""
+        retried = False
+        for info in found.values():
+            stuck = any(c.state == "waiting" and c.reason in STUCK_REASONS
+                        for c in info.containers)  # fmt: skip
+            if stuck and info.owners and info.deletion_timestamp is None:
+                progress(ProgressEvent(f"pod {info.namespace}/{info.name} failed to start "
+                                       "before: starting it again", "pods"))  # fmt: skip
+                kube.delete("Pod", info.namespace, info.name, wait=30)
+                retried = True
+        return retried
+
+
+# a container the runtime could not create: kubelet retries it only after a back-off
+STUCK_REASONS = ("CreateContainerError", "CreateContainerConfigError", "RunContainerError")
 
 
 def _ws_key(ws: Workspace) -> str:
