@@ -8,7 +8,9 @@ the doctor must work before anything else is installed.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import platform
 import re
 import shutil
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 # kind v0.32 is the release that ships the Kubernetes 1.36 node image the lab's
 # kind configs (kubeadm v1beta4 patches) are written for.
@@ -134,7 +137,14 @@ def check_docker(probe: Probe) -> Check:
     server = info.get("Server") if isinstance(info.get("Server"), dict) else None
     cli = f"CLI {client.get('Version', '?')}" if client else "CLI present"
     if rc == 0 and server:
-        return Check("docker", "ok", f"{cli}; daemon {server.get('Version', '?')} reachable")
+        found = f"{cli}; daemon {server.get('Version', '?')} reachable"
+        remote = _remote_endpoint(probe)
+        if remote:
+            return Check("docker", "warn", f"{found} at {remote}: kind would publish the API "
+                         "server's port on that machine, where the lab cannot reach it",
+                         "use a local daemon: unset DOCKER_HOST, or `docker context use "
+                         "default` (Docker Desktop's own context is local too)")  # fmt: skip
+        return Check("docker", "ok", found)
     reason = _first_line(err) or _first_line(out) or f"docker version exited {rc}"
     if PERMISSION in reason.lower():
         fix = ("let your user use the daemon: `sudo usermod -aG docker $USER`, then log out "
@@ -145,6 +155,29 @@ def check_docker(probe: Probe) -> Check:
     else:
         fix = "make `docker version` show a Server section, then run `cks-lab doctor` again"
     return Check("docker", "fail", f"{cli}; daemon not reachable: {reason}", fix)
+
+
+def _remote_endpoint(probe: Probe) -> str | None:
+    """The daemon's address when it is on another machine (tcp:// or ssh:// to a host
+    that is not this one); None for a local socket or loopback."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host:
+        try:
+            rc, out, _ = probe.run(
+                ["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"]
+            )
+        except FileNotFoundError:
+            return None
+        host = out.strip() if rc == 0 else ""
+    if not host.startswith(("tcp://", "ssh://")):
+        return None
+    name = (urlsplit(host).hostname or "").lower()
+    if name == "localhost":
+        return None
+    try:
+        return None if ipaddress.ip_address(name).is_loopback else host
+    except ValueError:
+        return host
 
 
 def parse_kind_version(text: str) -> tuple[int, int, int] | None:

@@ -255,3 +255,37 @@ def test_cli_json_and_exit_status(monkeypatch: pytest.MonkeyPatch) -> None:
     out = CliRunner().invoke(main, ["doctor"])
     assert out.exit_code == 1
     assert "FAIL  docker" in out.output and "Is the docker daemon running?" in out.output
+
+
+@pytest.mark.parametrize(
+    ("docker_host", "context", "status"),
+    [
+        ("", "unix:///var/run/docker.sock", "ok"),
+        ("", "unix:///Users/ana/.docker/run/docker.sock", "ok"),
+        ("tcp://127.0.0.1:2375", "", "ok"),
+        ("", "tcp://localhost:2375", "ok"),
+        ("tcp://10.0.0.5:2376", "", "warn"),  # kind's API port would open over there
+        ("", "ssh://ana@build-box", "warn"),
+    ],
+)
+def test_a_daemon_on_another_machine_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch, docker_host: str, context: str, status: str
+) -> None:
+    probe = FakeProbe()
+    version = probe.commands["docker"]
+
+    def run(argv: Sequence[str]) -> tuple[int, str, str]:
+        probe.ran.append(list(argv))
+        if list(argv[:3]) == ["docker", "context", "inspect"]:
+            return (0, context + "\n", "")
+        return version
+
+    monkeypatch.setattr(probe, "run", run)
+    if docker_host:
+        monkeypatch.setenv("DOCKER_HOST", docker_host)
+    else:
+        monkeypatch.delenv("DOCKER_HOST", raising=False)
+    check = doctor.check_docker(probe)
+    assert check.status == status, check
+    if status == "warn":
+        assert "cannot reach" in check.found and "docker context use default" in check.fix
