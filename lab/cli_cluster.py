@@ -181,17 +181,11 @@ def _start_scenario(scenario_id: str, cluster: str) -> None:
     """As `cks-lab start`, on the kind backend unless this host cannot serve the
     scenario's skills there (then on the sim backend, saying why)."""
     from lab import service
-    from lab.kind.availability import backend_for_scenario, host_limits
-    from lab.kind.cluster import cluster_handle, cluster_has_apparmor
     from lab.present import briefing
 
     catalog = _catalog()
-    skills = list(service.scenario_by_ref(catalog, scenario_id).model.skills)
-    limits = host_limits(host_checks(), skills)
-    if cluster_has_apparmor(cluster_handle(cluster)) is False:
-        # made where the daemon had no AppArmor: its nodes cannot load profiles
-        limits.setdefault("apparmor", "this cluster was made without the host's AppArmor")
-    backend, reason = backend_for_scenario(skills, limits)
+    sc = service.scenario_by_ref(catalog, scenario_id)
+    backend, reason = service.scenario_backend(sc, cluster, host_checks())
     if reason:
         click.echo(f"cks-lab: {scenario_id}: {reason}", err=True)
     op, created = service.start(

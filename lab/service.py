@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lab import progress as progress_store
 from lab.errors import LabError
@@ -455,6 +455,28 @@ def node_exec(op: Opened, node: str, argv: list[str]) -> ExecResult:
     from lab.nodeexec import node_exec as run  # the AppArmor engine, only when needed
 
     return run(op.ws, op.sc, node, argv)
+
+
+def scenario_backend(
+    sc: LoadedScenario, cluster: str | None = None, checks: Sequence[Any] | None = None
+) -> tuple[str, str | None]:
+    """("kind", None) when the kind backend can serve the scenario's skills on this
+    host and cluster; else ("sim", why) — AppArmor needs the host's AppArmor (not on
+    macOS or SELinux hosts) and a cluster made with it, Falco needs BTF. `checks`:
+    `cks-lab doctor`'s, run here when not given (about a second)."""
+    from lab.kind.availability import backend_for_scenario, host_limits
+    from lab.kind.cluster import cluster_handle, cluster_has_apparmor
+
+    if checks is None:
+        from lab.kind.doctor import HostProbe, run_checks
+
+        checks = run_checks(HostProbe(), data_dir())
+    skills = list(sc.model.skills)
+    limits = host_limits(list(checks), skills)
+    if cluster_has_apparmor(cluster_handle(cluster or DEFAULT_CLUSTER)) is False:
+        # made where the daemon had no AppArmor: its nodes cannot load profiles
+        limits.setdefault("apparmor", "this cluster was made without the host's AppArmor")
+    return backend_for_scenario(skills, limits)
 
 
 def require_on_cluster(op: Opened, what: str) -> None:

@@ -135,3 +135,23 @@ def test_every_reason_once(skills: list[str]) -> None:
     assert reason is not None
     assert reason.count("AppArmor scenarios need") == 1
     assert reason.count("Falco's modern eBPF driver needs") == 1
+
+
+def test_which_backend_serves_a_scenario_here_and_on_this_cluster() -> None:
+    from lab import service
+    from lab.fsutil import atomic_write_json
+    from lab.kind.cluster import cluster_handle
+    from lab.scenarios.catalog import Catalog
+
+    catalog = Catalog([Path(__file__).parents[2] / "scenarios"])
+    aa = service.scenario_by_ref(catalog, "apparmor-deny-write")
+    falco = service.scenario_by_ref(catalog, "falco-shell-alert")
+    assert service.scenario_backend(aa, None, checks()) == ("kind", None)
+    backend, why = service.scenario_backend(aa, None, checks(apparmor=None))
+    assert backend == "sim" and why and "AppArmor" in why
+    # the host has AppArmor, but the cluster was made where the daemon had none
+    handle = cluster_handle("cks-lab")
+    atomic_write_json(handle.state_file, {"name": "cks-lab", "phase": "ready", "apparmor": False})
+    backend, why = service.scenario_backend(aa, None, checks())
+    assert backend == "sim" and why and "made without the host's AppArmor" in why
+    assert service.scenario_backend(falco, None, checks()) == ("kind", None)

@@ -504,3 +504,25 @@ def test_a_broken_progress_store_is_a_notice_and_grading_goes_on() -> None:
         assert "progress.sqlite3" in notices(app)
 
     run(body)
+
+
+def test_on_kind_a_scenario_this_host_cannot_serve_starts_on_the_sim_saying_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # as `cks-lab up --scenario`: the TUI asks the same service which backend serves it
+    asked: list[str] = []
+
+    def scenario_backend(sc: object, *a: object) -> tuple[str, str | None]:
+        asked.append(getattr(sc, "id", ""))
+        return "sim", "offered on the sim backend: no AppArmor in this kernel"
+
+    monkeypatch.setattr(service, "scenario_backend", scenario_backend)
+
+    async def body(pilot: Pilot[None], app: LabApp) -> None:
+        app.backend = "kind"  # as `:backend kind` sets it once a cluster is up
+        screen = await start(pilot, app)
+        assert asked == [SCENARIO]
+        assert "offered on the sim backend: no AppArmor" in notices(app)
+        assert screen.op is not None and screen.op.ws.state()["backend"] == "sim"
+
+    run(body)

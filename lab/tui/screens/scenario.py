@@ -403,8 +403,13 @@ class ScenarioScreen(Screen[None]):
     @work(thread=True, group="lab", name="start", exit_on_error=False)
     def _start(self) -> None:
         try:
+            backend = self.lab.backend
+            if backend == "kind":  # as `cks-lab up --scenario`: what this host can serve
+                backend, why = service.scenario_backend(self.sc)
+                if why:
+                    self.app.call_from_thread(self.notify, why, timeout=10)
             op, created = service.start(
-                self.lab.catalog, self.sc.id, backend=self.lab.backend, progress=self._progress
+                self.lab.catalog, self.sc.id, backend=backend, progress=self._progress
             )
             self.app.call_from_thread(self._started, op, created)
         except Cancelled:
