@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lab import progress as progress_store
+from lab import service_kind
 from lab.errors import LabError
 from lab.fsutil import atomic_write_json
 from lab.grading.results import ScenarioResult
@@ -36,13 +37,20 @@ from lab.workspace import (
 
 if TYPE_CHECKING:
     from lab.backends.base import Backend
-    from lab.backends.kind import KindBackend
     from lab.backends.sim.apparmor_cmds import ExecResult
     from lab.changes import Change
     from lab.learner_diff import FileDiff
     from lab.scenarios.loader import LoadedScenario, ScenarioError
     from lab.scenarios.model import Hint, Task
     from lab.shell import ShellCommand
+
+# kind's side of the service (lab/service_kind.py), called from here by the CLI and TUI
+backup_dir = service_kind.backup_dir
+kind_backend = service_kind.kind_backend
+kind_nodes = service_kind.kind_nodes
+on_cluster = service_kind.on_cluster
+require_on_cluster = service_kind.require_on_cluster
+scenario_backend = service_kind.scenario_backend
 
 BACKENDS = ("sim", "kind")
 DEFAULT_CLUSTER = "cks-lab"
@@ -185,7 +193,7 @@ def start(
                 "give another --workspace to start it there",
                 file=str(root),
             )
-        if fresh or not ws.state().get("prepared", True) or not _on_cluster(ws):
+        if fresh or not ws.state().get("prepared", True) or not on_cluster(ws):
             # also finishes an interrupted start or reset; kind: the learner's files come back
             reset(Opened(ws, sc), progress, restore=not fresh)
         set_current(ws)
@@ -197,15 +205,6 @@ def start(
     ws.update_state(prepared=True)
     set_current(ws)
     return Opened(ws, sc), True
-
-
-def _on_cluster(ws: Workspace) -> bool:
-    """Whether the workspace's scenario is the one its kind cluster holds (sim: always)."""
-    if ws.state().get("backend", "sim") != "kind":
-        return True
-    backend = workspace_backend(ws)
-    holds = getattr(backend, "holds", None)  # KindBackend.holds(ws): the cluster's record
-    return bool(holds(ws)) if holds else False
 
 
 def open_scenario(catalog: Catalog, workspace: Path | None = None) -> Opened:
@@ -411,7 +410,7 @@ def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False
     viewed.update(t.id for t in tasks)
     op.ws.update_state(solutions_viewed=sorted(viewed))
     if apply:
-        kind = _kind_backend(op.ws)
+        kind = kind_backend(op.ws)
         if kind is None:
             op.ws.backup("before-solution")
         else:  # the learner's files are on the nodes: save them from there
@@ -424,7 +423,7 @@ def show_solution(op: Opened, task_id: str | None = None, *, apply: bool = False
 def _write_solutions(ws: Workspace, sc: LoadedScenario, tasks: list[Task]) -> None:
     from lab.scenarios.effects import command_words
 
-    kind = _kind_backend(ws)
+    kind = kind_backend(ws)
     for t in tasks:
         for f in t.solution.files:
             if kind is not None:
@@ -445,7 +444,7 @@ def _write_solutions(ws: Workspace, sc: LoadedScenario, tasks: list[Task]) -> No
 def node_exec(op: Opened, node: str, argv: list[str]) -> ExecResult:
     """`cks-lab node exec NODE -- COMMAND` (apparmor_parser, aa-status) on a sim node."""
     op.ws.guard()
-    kind = _kind_backend(op.ws)
+    kind = kind_backend(op.ws)
     if kind is not None:
         from lab.exam.guard import refuse_after_deadline
 
@@ -455,73 +454,6 @@ def node_exec(op: Opened, node: str, argv: list[str]) -> ExecResult:
     from lab.nodeexec import node_exec as run  # the AppArmor engine, only when needed
 
     return run(op.ws, op.sc, node, argv)
-
-
-def scenario_backend(
-    sc: LoadedScenario, cluster: str | None = None, checks: Sequence[Any] | None = None
-) -> tuple[str, str | None]:
-    """("kind", None) when the kind backend can serve the scenario's skills on this
-    host and cluster; else ("sim", why) — AppArmor needs the host's AppArmor (not on
-    macOS or SELinux hosts) and a cluster made with it, Falco needs BTF. `checks`:
-    `cks-lab doctor`'s, run here when not given (about a second)."""
-    from lab.kind.availability import backend_for_scenario, host_limits
-    from lab.kind.cluster import cluster_handle, cluster_has_apparmor
-
-    if checks is None:
-        from lab.kind.doctor import HostProbe, run_checks
-
-        checks = run_checks(HostProbe(), data_dir())
-    skills = list(sc.model.skills)
-    limits = host_limits(list(checks), skills)
-    if cluster_has_apparmor(cluster_handle(cluster or DEFAULT_CLUSTER)) is False:
-        # made where the daemon had no AppArmor: its nodes cannot load profiles
-        limits.setdefault("apparmor", "this cluster was made without the host's AppArmor")
-    return backend_for_scenario(skills, limits)
-
-
-def require_on_cluster(op: Opened, what: str) -> None:
-    """On kind, refuse work on a workspace whose scenario the cluster no longer holds:
-    it would attack, or write onto, another scenario's nodes."""
-    kind = _kind_backend(op.ws)
-    if kind is None or kind.holds(op.ws):
-        return
-    from lab.kind.cluster import read_state
-
-    name = kind.cluster.name
-    if read_state(kind.cluster).get("phase") != "ready":  # type: ignore[arg-type]
-        up = "cks-lab up" + ("" if name == DEFAULT_CLUSTER else f" --name {name}")
-        raise LabError(
-            f"cannot {what}: the kind cluster {name!r} is not up; `{up} --scenario {op.sc.id}` "
-            "makes it and sets your scenario up again",
-            file=str(op.ws.root),
-        )
-    other = kind.holder()
-    now = f"scenario {other!r}" if other else "no finished scenario"
-    raise LabError(
-        f"cannot {what}: the kind cluster now holds {now}, not {op.sc.id!r}; "
-        f"`cks-lab start {op.sc.id}` sets yours up again (your saved files come back)",
-        file=str(op.ws.root),
-    )
-
-
-def kind_nodes(op: Opened) -> dict[str, str] | None:
-    """On kind, each node's container (`docker exec -it NAME bash` reaches it);
-    None on the sim, whose nodes are the workspace's folders."""
-    state = op.ws.state()
-    if state.get("backend", "sim") != "kind":
-        return None
-    from lab.kind.nodes import node_container_names  # no docker call: kind's naming
-
-    cluster = str(state.get("cluster") or DEFAULT_CLUSTER)
-    nodes = [(n.name, n.role) for n in op.sc.model.cluster.nodes]
-    return dict(node_container_names(cluster, nodes))
-
-
-def _kind_backend(ws: Workspace) -> KindBackend | None:
-    """The workspace's KindBackend, or None on the sim (whose nodes are its folders)."""
-    if ws.state().get("backend", "sim") != "kind":
-        return None
-    return workspace_backend(ws)  # type: ignore[return-value]
 
 
 # --- a shell on a node, your files against the solution, what changed -----------
@@ -553,7 +485,7 @@ def learner_diff(op: Opened, task_id: str | None = None) -> list[FileDiff]:
     from lab.learner_diff import learner_diff as compare
 
     _refuse_during_exam(op, "diff")
-    if _kind_backend(op.ws) is not None:
+    if kind_backend(op.ws) is not None:
         raise LabError(
             "cks-lab diff compares the sim backend's node folders; on kind your files are on "
             "the nodes: `cks-lab solution` shows the reference to compare with"
@@ -587,7 +519,7 @@ def reset(op: Opened, progress: Progress = no_progress, *, restore: bool = False
     """Back up the learner's node trees, then restore the scenario's starting state.
     On kind the backup is the snapshot of the nodes' files prepare() made; `restore`
     (start() going back to a scenario another one replaced) puts it back."""
-    kind = _kind_backend(op.ws)
+    kind = kind_backend(op.ws)
     # on kind the files are on the nodes: prepare() saves them (backup_dir) itself
     backup = op.ws.backup("before-reset") if kind is None else None
     op.ws.update_state(prepared=False)
@@ -596,16 +528,6 @@ def reset(op: Opened, progress: Progress = no_progress, *, restore: bool = False
     if kind is not None:
         return kind.after_reset(op.sc, op.ws, restore=restore, progress=progress)
     return backup
-
-
-def backup_dir(ws: Workspace) -> Path:
-    """Where a reset keeps the learner's files: the workspace's node trees' backups
-    on the sim, the snapshots of the nodes' files on kind."""
-    if ws.state().get("backend", "sim") == "kind":
-        from lab.backends.kind.snapshot import SAVED_DIR
-
-        return ws.lab_dir / SAVED_DIR
-    return ws.lab_dir / "backups"
 
 
 # --- progress: where the learner stands (the catalog's status, the results) ------
