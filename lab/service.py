@@ -253,7 +253,7 @@ def backend_status() -> list[BackendInfo]:
     """Which backends this lab can use here. For kind that is what `cks-lab up` last
     recorded of the lab cluster (cheap: no docker or kind call at start-up);
     `cks-lab status --cluster` asks the cluster itself."""
-    from lab.kind.cluster import cluster_handle, read_state
+    from lab.kind.cluster_state import cluster_handle, read_state  # no PyYAML at start-up
 
     state = read_state(cluster_handle(DEFAULT_CLUSTER))
     phase = state.get("phase")

@@ -61,7 +61,7 @@ def require_on_cluster(op: Opened, what: str) -> None:
     kind = kind_backend(op.ws)
     if kind is None or kind.holds(op.ws):
         return
-    from lab.kind.cluster import read_state
+    from lab.kind.cluster_state import read_state
 
     name = kind.cluster.name
     if read_state(kind.cluster).get("phase") != "ready":  # type: ignore[arg-type]

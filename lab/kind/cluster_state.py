@@ -21,8 +21,8 @@ from typing import Any
 from lab.errors import LabError
 from lab.fsutil import atomic_write_json
 from lab.kind import kind_cli
-from lab.kind.config import check_cluster_name
 from lab.kind.kind_cli import NodeState
+from lab.kind.names import check_cluster_name
 
 DEFAULT_NAME = "cks-lab"
 CONFIG_FILE = "kind-config.yaml"

@@ -15,15 +15,11 @@ from typing import Any
 import yaml
 
 from lab.errors import LabError
+from lab.kind.names import CLUSTER_NAME_RE, check_cluster_name
 from lab.yamlsafe import Document, check_text, parse_one, read_bytes
 
 KIND_API_VERSION = "kind.x-k8s.io/v1alpha4"
 KUBEADM_API_VERSION = "kubeadm.k8s.io/v1beta4"
-
-CLUSTER_NAME_RE = re.compile(r"^cks-lab(-[a-z0-9-]+)?$")
-# kind names the node containers "<name>-control-plane" / "<name>-worker2"; they
-# become hostnames, which stop at 63 characters.
-MAX_CLUSTER_NAME = 63 - len("-control-plane")
 
 # The only placeholder the configs use, in kind's own Go-template spelling.
 _PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
@@ -32,25 +28,6 @@ _KNOWN_PLACEHOLDERS = {".ClusterDir"}
 # docker's "host:container:options" mount syntax.
 _FORBIDDEN_PATH_CHARS = set('"\\:,') | {chr(c) for c in range(32)} | {"\x7f"}
 _TOP_LEVEL_NAME_RE = re.compile(r"^name:.*$", re.MULTILINE)
-
-
-def check_cluster_name(name: str) -> None:
-    """Refuse a name that is not a lab cluster name or that kind would reject."""
-    if not CLUSTER_NAME_RE.match(name):
-        raise LabError(
-            f"cluster name {name!r} is not a lab cluster name: use 'cks-lab' or "
-            "'cks-lab-<suffix>' (lowercase letters, digits, '-')"
-        )
-    if name.endswith("-") or "--" in name:
-        raise LabError(
-            f"cluster name {name!r}: kind node names are hostnames, which cannot end "
-            "with '-' or contain '--'"
-        )
-    if len(name) > MAX_CLUSTER_NAME:
-        raise LabError(
-            f"cluster name {name!r} is {len(name)} characters; kind node hostnames "
-            f"need it to be at most {MAX_CLUSTER_NAME}"
-        )
 
 
 def _check_cluster_dir(cluster_dir: Path) -> str:

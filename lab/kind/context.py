@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lab.errors import LabError
-from lab.kind.config import check_cluster_name
+from lab.kind.names import check_cluster_name
 from lab.yamlsafe import Document, load_file
 
 LAB_CONTEXT_PREFIX = "kind-cks-lab"

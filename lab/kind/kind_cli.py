@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.kind.config import check_cluster_name
+from lab.kind.names import check_cluster_name
 from lab.work import ProgressEvent
 
 KIND = "kind"
