@@ -321,9 +321,10 @@ class WorkloadStep:
 
 # The sim backend gives the restored files their setup content for the node's Falco
 # from this step on (the workspace keeps the learner's files) and restarts it
-# (lab/backends/sim/falco.py). The kind backend is to upgrade the package for real
-# and put the learner's files back after the attack; the contract both fill is
-# FalcoEvidence.upgrades (lab/evidence.py).
+# (lab/backends/sim/falco.py). The kind backend re-enacts it on the node: it writes
+# those files as the package ships them, restarts the node's Falco, and puts the
+# learner's files back after the attack (lab/backends/kind/falco_upgrade.py); the
+# contract both fill is FalcoEvidence.upgrades (lab/evidence.py).
 @record
 class PackageUpgrade:
     """A package upgrade on a node: the files the package ships are put back as it

@@ -66,6 +66,7 @@ class FakeNodes:
     canned: dict[tuple[str, ...], ExecResult] = field(default_factory=dict)
     calls: list[tuple[str, list[str]]] = field(default_factory=list)
     removed: list[tuple[str, str]] = field(default_factory=list)
+    modes: dict[tuple[str, str], int] = field(default_factory=dict)  # (node, path) -> mode
 
     def _node(self, node: str) -> dict[str, bytes]:
         if node not in self.files:
@@ -85,6 +86,7 @@ class FakeNodes:
 
     def put_file(self, node: str, path: str, data: bytes, mode: int = 0o644) -> None:
         self._node(node)[path] = data
+        self.modes[(node, path)] = mode
 
     def read_file(self, node: str, path: str, limit: int = 1 << 20) -> bytes:
         tree = self._node(node)
@@ -127,6 +129,8 @@ class FakeNodes:
             if path in tree:
                 kind = "regular file" if tree[path] else "regular empty file"
                 out = str(self.mtime) if "%Y" in argv else kind
+                if "%a" in argv:
+                    out = format(self.modes.get((node, path), 0o644), "o")
                 return ExecResult(0, out + "\n", "")
             if self._is_dir(node, path):
                 return ExecResult(0, (str(self.mtime) if "%Y" in argv else "directory") + "\n", "")
@@ -240,6 +244,8 @@ class FakeKube:
     objects: dict[str, Any] = field(default_factory=dict)
     # (kind, namespace, name) -> what rollout() says at each call; the last one stays
     rollouts: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+    # called after a delete is recorded: a test plays a controller starting a new pod
+    on_delete: Callable[[str, str, str], None] | None = None
 
     def apply(self, docs: Sequence[dict[str, Any]], *, source: str = "") -> list[str]:
         from lab.errors import LabError
@@ -253,6 +259,8 @@ class FakeKube:
 
     def delete(self, kind: str, namespace: str, name: str, *, wait: float = 60) -> None:
         self.deleted.append((kind, namespace, name))
+        if self.on_delete is not None:
+            self.on_delete(kind, namespace, name)
 
     def pod(self, namespace: str, name: str) -> PodInfo | None:
         return self.pods_.get((namespace, name))

@@ -370,12 +370,14 @@ class KindBackend:
     def run_attack(
         self, sc: LoadedScenario, ws: Workspace, progress: Progress = no_progress
     ) -> Evidence:
+        from lab.backends.kind.falco_upgrade import PackageUpgrades, recover
         from lab.backends.kind.node_files import KindNodeFiles
 
         model = sc.model
         names = self._names(model)
         nodes = self._lab_nodes(names)
         kube = self.kube()
+        recover(nodes, self.cluster.dir, progress)  # an interrupted upgrade's files go back
         node_of = inverse(names)
         cp = model.control_plane
         run_id = secrets.token_hex(4)
@@ -409,62 +411,75 @@ class KindBackend:
                                       timeout=self.falco_timeout)  # fmt: skip
             if any(s.state in ("reloaded", "restarted") for s in synced.values()):
                 watched_from = self.clock()
-        execs: dict[str, ExecRun] = {}
-        created: list[str] = []  # objects the attack made: removed after the run
-        steps = model.attack
-        for i, step in enumerate(steps):
-            progress(ProgressEvent(f"attack step {step.id}", phase="attack", done=i,
-                                   total=len(steps)))  # fmt: skip
-            call = api_call(step) if step.api is not None else None
-            if call is not None:
-                if seen is not None and not seen.running:
-                    continue  # nobody answers: the audit checks explain why
+        # A package upgrade replaces the learner's files until the evidence is read:
+        # they go back (and Falco restarts on them) whatever happens in between.
+        upgrades = PackageUpgrades(nodes, kube, sc, names, since=since, clock=self.clock,
+                                   sleep=self.sleep, progress=progress, grace=self.falco_grace,
+                                   timeout=self.falco_timeout,
+                                   journal_dir=self.cluster.dir)  # fmt: skip
+        try:
+            execs: dict[str, ExecRun] = {}
+            created: list[str] = []  # objects the attack made: removed after the run
+            steps = model.attack
+            for i, step in enumerate(steps):
+                progress(ProgressEvent(f"attack step {step.id}", phase="attack", done=i,
+                                       total=len(steps)))  # fmt: skip
+                call = api_call(step) if step.api is not None else None
+                if call is not None:
+                    if seen is not None and not seen.running:
+                        continue  # nobody answers: the audit checks explain why
+                    try:
+                        status, answer = send_api(kube, call, run_id, self.cluster.name,
+                                                  Issuer(nodes, cp, self.cluster.dir))  # fmt: skip
+                    except LabError as e:
+                        progress(ProgressEvent(f"warning: step {step.id}: {e.message}", "attack"))
+                    else:
+                        uri = created_uri(call, status, answer)
+                        if uri:
+                            created.append(uri)
+                elif step.exec is not None:
+                    issuer = Issuer(nodes, cp, self.cluster.dir)
+                    execs[step.id] = run = run_exec(kube, model, step, run_id, self.clock,
+                                                    node_of, issuer)  # fmt: skip
+                    if run.error:
+                        progress(ProgressEvent(f"warning: step {step.id}: {run.error}", "attack"))
+                elif step.package_upgrade is not None:
+                    upgrades.run(step)
+            progress(
+                ProgressEvent("attack sent", phase="attack", done=len(steps), total=len(steps))
+            )
+            for uri in created:  # as the cluster admin, not the attacker: it must go
                 try:
-                    status, answer = send_api(kube, call, run_id, self.cluster.name,
-                                              Issuer(nodes, cp, self.cluster.dir))  # fmt: skip
+                    kube.request("DELETE", uri)
                 except LabError as e:
-                    progress(ProgressEvent(f"warning: step {step.id}: {e.message}", "attack"))
-                else:
-                    uri = created_uri(call, status, answer)
-                    if uri:
-                        created.append(uri)
-            elif step.exec is not None:
-                execs[step.id] = run = run_exec(kube, model, step, run_id, self.clock, node_of,
-                                                Issuer(nodes, cp, self.cluster.dir))  # fmt: skip
-                if run.error:
-                    progress(ProgressEvent(f"warning: step {step.id}: {run.error}", "attack"))
-            elif step.package_upgrade is not None:
-                progress(ProgressEvent(f"step {step.id}: the kind backend does not run package "
-                                       "upgrades; skipped", "attack"))  # fmt: skip
-        progress(ProgressEvent("attack sent", phase="attack", done=len(steps), total=len(steps)))
-        for uri in created:  # as the cluster admin, not the attacker: it must go
-            try:
-                kube.request("DELETE", uri)
-            except LabError as e:
-                progress(ProgressEvent(f"warning: could not remove {uri}: {e.message}", "attack"))
+                    progress(
+                        ProgressEvent(f"warning: could not remove {uri}: {e.message}", "attack")
+                    )
 
-        progress(ProgressEvent("reading the evidence", phase="evidence"))
-        if audit and seen is not None and state is not None and mounts is not None:
-            evidence.audit = audit_evidence(nodes, cp, seen, state, mounts)
-            if self.audit_grace:
-                self.sleep(self.audit_grace)
-            add_events(nodes, cp, evidence.audit, run_id)
-        if model.needs_falco:
-            from lab.backends.kind.falco import falco_evidence, observe_workloads
+            progress(ProgressEvent("reading the evidence", phase="evidence"))
+            if audit and seen is not None and state is not None and mounts is not None:
+                evidence.audit = audit_evidence(nodes, cp, seen, state, mounts)
+                if self.audit_grace:
+                    self.sleep(self.audit_grace)
+                add_events(nodes, cp, evidence.audit, run_id)
+            if model.needs_falco:
+                from lab.backends.kind.falco import falco_evidence, observe_workloads
 
-            observe_workloads(nodes, kube, model, node_of, watched_from, self.workload_window,
-                              self.clock, self.sleep, progress)  # fmt: skip
-            if self.falco_grace:
-                self.sleep(self.falco_grace)
-            evidence.falco = falco_evidence(nodes, kube, model, names, execs, since, node_of,
-                                            synced)  # fmt: skip
-        if model.needs_apparmor:
-            from lab.backends.kind.apparmor import apparmor_evidence
+                observe_workloads(nodes, kube, model, node_of, watched_from, self.workload_window,
+                                  self.clock, self.sleep, progress)  # fmt: skip
+                if self.falco_grace:
+                    self.sleep(self.falco_grace)
+                evidence.falco = falco_evidence(nodes, kube, model, names, execs, since,
+                                                node_of, synced, upgrades.done)  # fmt: skip
+            if model.needs_apparmor:
+                from lab.backends.kind.apparmor import apparmor_evidence
 
-            baselines = {n: frozenset(lab_reset.load_state(self.cluster.dir).apparmor.get(c, []))
-                         for n, c in names.items()}  # fmt: skip
-            evidence.apparmor = apparmor_evidence(nodes, kube, model, execs, docs, baselines,
-                                                  node_of, refused)  # fmt: skip
+                known = lab_reset.load_state(self.cluster.dir).apparmor
+                baselines = {n: frozenset(known.get(c, [])) for n, c in names.items()}
+                evidence.apparmor = apparmor_evidence(nodes, kube, model, execs, docs, baselines,
+                                                      node_of, refused)  # fmt: skip
+        finally:
+            upgrades.undo()
         return evidence
 
     def _apply_pod_manifests(

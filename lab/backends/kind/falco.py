@@ -23,9 +23,13 @@ not depend on the learner's output format; they are removed before the checks se
 the alert. Before the log is read, the workloads the Falco checks grade get a short
 observation period (`workload_window` seconds of run time since the run started).
 
-What the kind backend cannot know: the events behind an alert, the alerts a
-filter dropped (FalcoEvidence.events / suppressed stay empty), and package
-upgrades, which it does not perform (FalcoEvidence.upgrades stays empty, with a note).
+A package upgrade (falco_upgrade.py) restarts a node's Falco half-way: the Falco it
+stopped was read then; its alerts and the restarted one's are matched to the steps
+together (by time, as above), and the later steps of that node are the upgrade's
+(FalcoEvidence.upgrades / after_upgrade, as on the sim).
+
+What the kind backend cannot know: the events behind an alert and the alerts a
+filter dropped (FalcoEvidence.events / suppressed stay empty).
 """
 
 from __future__ import annotations
@@ -47,13 +51,14 @@ from lab.backends.kind.steps import (
     read_text,
 )
 from lab.errors import LabError
-from lab.evidence import FalcoEvidence, FalcoNode, FalcoRulesFile
+from lab.evidence import FalcoEvidence, FalcoNode, FalcoRulesFile, FalcoUpgrade
 from lab.scenarios.effects import command_words
 from lab.scenarios.model import AttackStep, Scenario
 from lab.work import Progress, ProgressEvent, no_progress
 
 if TYPE_CHECKING:
     from lab.backends.kind.falco_reload import RulesSync
+    from lab.backends.kind.falco_upgrade import NodeUpgrade
     from lab.kind.kube import Kube, PodInfo
     from lab.kind.nodes import LabNodes
 
@@ -436,9 +441,11 @@ def falco_evidence(
     since: datetime,
     node_of: Any,
     sync: Mapping[str, RulesSync] | None = None,
+    upgrades: Sequence[NodeUpgrade] = (),
 ) -> FalcoEvidence:
     """Each scenario node's Falco, and the alerts of the steps it saw. ``sync``: what
-    bringing each node's Falco onto the current files before the attack came to."""
+    bringing each node's Falco onto the current files before the attack came to;
+    ``upgrades``: the package upgrades that restarted a node's Falco, in step order."""
     ev = FalcoEvidence()
     workloads: dict[str, dict[str, WorkloadTarget]] = {}  # node -> step -> what fits it
     for step in sc.attack:
@@ -454,7 +461,16 @@ def falco_evidence(
                 ev.step_nodes[step.id] = node
                 workloads.setdefault(node, {})[step.id] = target
     for node in (n.name for n in sc.cluster.nodes):
-        status, alerts = falco_node(nodes, kube, node, names[node], since)
+        now, alerts = falco_node(nodes, kube, node, names[node], since)
+        # Each upgrade stopped one Falco and started the next: the last one runs now.
+        mine = [u for u in upgrades if u.node == node]
+        falcos = [u.before for u in mine] + [now]
+        for u, after in zip(mine, falcos[1:], strict=True):
+            after.notes += u.notes
+            ev.upgrades[u.step] = FalcoUpgrade(u.step, u.node, u.package, list(u.restored),
+                                               list(u.changed), after)  # fmt: skip
+        alerts = [a for u in mine for a in u.before_alerts] + alerts
+        status = falcos[0]
         synced = (sync or {}).get(node)
         if synced is not None:
             status.notes += synced.notes
@@ -463,19 +479,21 @@ def falco_evidence(
                 why = status.error if not status.running and status.error else None
                 status.running = False
                 status.error = synced.error + (f" ({why})" if why else "")
-        if status.installed or node in ev.step_nodes.values():
+        if any(f.installed for f in falcos) or node in ev.step_nodes.values():
             ev.nodes[node] = status
         on_node = [r for r in execs.values() if r.node == node]
         for step_id, got in assign(alerts, on_node, workloads.get(node, {})).items():
             ev.alerts.setdefault(step_id, []).extend(got)
+    last: dict[str, str] = {}  # node -> its latest upgrade so far
     for step in sc.attack:
         up = step.package_upgrade
-        if up is not None and up.node in ev.nodes:
-            ev.nodes[up.node].notes.append(
-                f"attack step {step.id!r} upgrades the {up.package} package: the kind backend "
-                "does not run package upgrades, so the files it would put back "
-                f"({', '.join(up.restore)}) keep your changes here"
-            )
+        if up is not None:
+            if step.id in ev.upgrades:
+                last[up.node] = step.id
+            continue
+        seen_on = ev.step_nodes.get(step.id)
+        if seen_on in last:
+            ev.after_upgrade[step.id] = last[seen_on]
     graded = falco_graded_steps(sc)
     for step in sc.attack:
         run = execs.get(step.id)
