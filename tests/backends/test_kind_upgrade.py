@@ -294,3 +294,24 @@ def test_an_interrupted_check_puts_the_learners_file_back_at_the_next(tmp_path: 
     assert nodes.files["worker"][RULES] == mine
     assert not (backend.cluster.dir / JOURNAL).exists()
     assert any("interrupted" in str(e) for e in said)
+
+
+def test_a_switch_after_a_killed_check_saves_the_learners_file_not_the_packages(
+    tmp_path: Path,
+) -> None:
+    # the check was killed during the upgrade; the learner then starts another scenario:
+    # the snapshot taken before the reset must hold their rules, not the package's
+    sc, nodes, kube, play, backend, said = setup(tmp_path, {})
+    first = create_workspace(tmp_path / "ws1", sc, "kind")
+    backend.prepare(sc, first, said.append)
+    mine = edited_rules(sc)
+    nodes.files["worker"][RULES] = mine  # the learner's edit, on the node
+    step = next(s for s in sc.model.attack if s.package_upgrade is not None)
+    names = {"controlplane": "cks-lab-control-plane", "worker": "cks-lab-worker"}
+    PackageUpgrades(nodes, kube, sc, names, since=T0, clock=play.clock,
+                    sleep=lambda s: None, journal_dir=backend.cluster.dir).run(step)  # fmt: skip
+    assert nodes.files["worker"][RULES] != mine  # killed here: the package's file is on
+    backend.prepare(sc, create_workspace(tmp_path / "ws2", sc, "kind"), said.append)
+    assert not (backend.cluster.dir / JOURNAL).exists()
+    saved = sorted((first.root / ".lab").rglob("falco_rules.yaml"))
+    assert [p.read_bytes() for p in saved] == [mine]

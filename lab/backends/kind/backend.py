@@ -136,6 +136,9 @@ class KindBackend:
 
         progress(ProgressEvent("resetting the cluster for the scenario", phase="reset"))
         lab_reset.save_pristine(nodes, cp)
+        from lab.backends.kind.falco_upgrade import recover
+
+        recover(nodes, self.cluster.dir, progress)  # a killed check's upgrade: theirs first
         # the learner's files first: nothing the reset removes is lost (snapshot.py)
         folders = snapshot.lab_folders(self.cluster.dir)
         reason = "reset" if state.workspace == _ws_key(ws) else "switch"
