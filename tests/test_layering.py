@@ -24,6 +24,16 @@ FORBIDDEN = {
     ),
     "grading": ("lab.backends", "lab.tui", "lab.service", "textual"),
     "scenarios": ("lab.backends", "lab.grading", "lab.tui", "lab.service", "textual"),
+    # the kind cluster's tools: they know nothing of scenarios, grading or backends
+    "kind": (
+        "lab.backends",
+        "lab.tui",
+        "lab.service",
+        "lab.scenarios",
+        "lab.grading",
+        "lab.engines",
+        "textual",
+    ),
 }
 
 
@@ -50,7 +60,8 @@ def test_layers_import_only_downwards() -> None:
 
 def test_core_never_imports_textual_or_the_kubernetes_client() -> None:
     code = (
-        "import sys, lab.cli, lab.service, lab.grading.grader, lab.backends.sim;"
+        "import sys, lab.cli, lab.service, lab.grading.grader, lab.backends.sim,"
+        " lab.backends.kind, lab.kind.cluster;"
         "from lab.cli import main;"
         "bad = [m for m in ('textual', 'kubernetes', 'docker') if m in sys.modules];"
         "print(','.join(bad))"
