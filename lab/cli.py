@@ -14,7 +14,14 @@ from lab import __version__
 from lab.cli_apparmor import apparmor
 from lab.cli_audit import audit
 from lab.cli_author import new_scenario
-from lab.cli_cluster import cluster_lines, cluster_options, cluster_status, down, up
+from lab.cli_cluster import (
+    check_cluster_options,
+    cluster_lines,
+    cluster_options,
+    cluster_status,
+    down,
+    up,
+)
 from lab.cli_doctor import doctor
 from lab.cli_exam import exam
 from lab.cli_falco import falco
@@ -174,9 +181,15 @@ def status(workspace: Path | None, cluster_only: bool, as_json: bool) -> None:
     from lab import service
     from lab.present import status_text
 
-    if cluster_only or as_json:
+    check_cluster_options(cluster_only, as_json)
+    if cluster_only:
         return cluster_status(as_json)
-    click.echo(status_text(service.status(service.open_scenario(_catalog(), workspace))))
+    try:
+        op = service.open_scenario(_catalog(), workspace)
+    except LabError:  # no scenario yet: the cluster `up` made is still worth showing
+        cluster_lines(first=True)
+        raise
+    click.echo(status_text(service.status(op)))
     cluster_lines()
 
 

@@ -76,9 +76,18 @@ def _progress(message: str) -> None:
 
 def _cancellable(work: Callable[[threading.Event], T]) -> T:
     """Run `work` in a thread; Ctrl-C sets its cancel event (kind is killed, the
-    state kept for the next `up` or `down`) instead of tearing the work apart."""
+    state kept for the next `up` or `down`) instead of tearing the work apart.
+    SIGTERM/SIGHUP (the terminal closed) set it too, then end cks-lab as they would:
+    the runner's own handlers cannot, in the work's thread."""
+    from lab.kind.runner import end_as_signalled, on_termination
+
     cancel, finished = threading.Event(), threading.Event()
     box: dict[str, Any] = {}
+    signalled: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signalled.append(signum)
+        cancel.set()
 
     def target() -> None:
         try:
@@ -88,16 +97,19 @@ def _cancellable(work: Callable[[threading.Event], T]) -> T:
         finally:
             finished.set()
 
-    threading.Thread(target=target, name="cks-lab-up", daemon=True).start()
-    # an Event, not Thread.join: a Ctrl-C inside join() can leave the thread looking
-    # finished while it still runs (Python < 3.13)
-    while not finished.is_set():
-        try:
-            finished.wait(0.2)
-        except KeyboardInterrupt:
-            if not cancel.is_set():
-                click.echo("… cancelling: stopping kind", err=True)
-            cancel.set()
+    with on_termination(on_signal):
+        threading.Thread(target=target, name="cks-lab-up", daemon=True).start()
+        # an Event, not Thread.join: a Ctrl-C inside join() can leave the thread looking
+        # finished while it still runs (Python < 3.13)
+        while not finished.is_set():
+            try:
+                finished.wait(0.2)
+            except KeyboardInterrupt:
+                if not cancel.is_set():
+                    click.echo("… cancelling: stopping kind", err=True)
+                cancel.set()
+    if signalled:  # kind is stopped: now end as the signal would have
+        end_as_signalled(signalled[0])
     if "error" in box:
         raise box["error"]
     return box["result"]  # type: ignore[no-any-return]
@@ -204,31 +216,56 @@ def _start_scenario(scenario_id: str, cluster: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation.")
 @lab_errors
 def down(name: str, yes: bool) -> None:
-    """Delete the lab's kind cluster and its folder (kubeconfig, audit logs)."""
+    """Delete the lab's kind cluster and its folder (kubeconfig, audit logs).
+
+    Your files saved from a setup that never finished (the folder's saved/) are
+    not deleted: they are moved to kind-saved/<name>/ in the lab's data folder.
+    """
     from lab.kind import cluster
 
     handle = cluster.cluster_handle(name)
     if not yes and sys.stdin.isatty():
-        if not click.confirm(f"Delete kind cluster {name} and everything in it?"):
+        question = f"Delete kind cluster {name} and everything in it?"
+        if cluster.has_saved_files(handle):
+            question += (
+                f" (Your saved files in {handle.saved_dir} are kept: moved to "
+                f"{cluster.kept_saved_dir(handle)}.)"
+            )
+        if not click.confirm(question):
             click.echo("Nothing was deleted.")
             return
-    from lab.backends.kind.reset import release_host_profiles
 
-    # the nodes share the host's kernel: their profiles would outlive them
-    release_host_profiles(handle.dir, handle.name, _progress)
-    cluster.down(handle, _progress, runner=make_runner())
+    def release() -> None:
+        from lab.backends.kind.reset import release_host_profiles
+
+        # the nodes share the host's kernel: their profiles would outlive them
+        release_host_profiles(handle.dir, handle.name, _progress)
+
+    kept = cluster.down(handle, _progress, runner=make_runner(), before_delete=release)
     click.echo(f"Kind cluster {name} is gone (and its folder {handle.dir}).")
+    if kept is not None:
+        click.echo(f"Your saved files are kept in {kept}.")
 
 
 def cluster_options(fn: F) -> F:
-    """`status --cluster` and `status --json`."""
-    fn = click.option("--json", "as_json", is_flag=True, help="The kind cluster's status as JSON.")(
-        fn
-    )
+    """`status --cluster` and `status --cluster --json`."""
     fn = click.option(
-        "--cluster", "cluster_only", is_flag=True, help="Only the kind cluster's status."
+        "--json", "as_json", is_flag=True, help="With --cluster: its status as JSON."
+    )(fn)
+    fn = click.option(
+        "--cluster",
+        "cluster_only",
+        is_flag=True,
+        help="Only the kind cluster's status; exit status 1 when kind or docker fails to "
+        "say how it is (phase unknown).",
     )(fn)
     return fn
+
+
+def check_cluster_options(cluster_only: bool, as_json: bool) -> None:
+    if as_json and not cluster_only:
+        # the scenario lines have no JSON form: a bare --json would mean cluster-only
+        raise click.UsageError("--json goes with --cluster: `cks-lab status --cluster --json`")
 
 
 def _statuses(default_if_none: bool) -> list[ClusterStatus]:
@@ -242,17 +279,28 @@ def _statuses(default_if_none: bool) -> list[ClusterStatus]:
 
 
 def cluster_status(as_json: bool) -> None:
-    """`status --cluster` / `--json`: every cluster the lab made, else the default one."""
+    """`status --cluster [--json]`: every cluster the lab made, else the default one.
+    Exit status 1 when one's phase is unknown (kind or docker failed), saying why."""
+    from lab.kind.cluster_state import UNKNOWN
+
     statuses = _statuses(default_if_none=True)
     if as_json:
         click.echo(json.dumps({"clusters": [s.to_json() for s in statuses]}, indent=2))
     else:
         click.echo("\n".join(status_text(s) for s in statuses))
+    unknown = [s for s in statuses if s.phase == UNKNOWN]
+    for s in unknown:
+        click.echo(
+            f"cks-lab: cannot tell how kind cluster {s.name} is: {_esc('; '.join(s.errors))}",
+            err=True,
+        )
+    if unknown:
+        raise click.exceptions.Exit(1)
 
 
-def cluster_lines() -> None:
-    """After `status`'s scenario lines: the clusters the lab made (none: nothing, and
-    neither kind nor docker is run)."""
+def cluster_lines(*, first: bool = False) -> None:
+    """`status`'s lines of the clusters the lab made (none: nothing, and neither kind
+    nor docker is run): after the scenario's, or `first` when there is none."""
     statuses = _statuses(default_if_none=False)
     if statuses:
-        click.echo("\n" + "\n".join(status_text(s) for s in statuses))
+        click.echo(("" if first else "\n") + "\n".join(status_text(s) for s in statuses))

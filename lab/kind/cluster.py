@@ -21,8 +21,10 @@ are importable from here as before.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from lab.errors import LabError
@@ -45,12 +47,14 @@ from lab.kind.cluster_state import (
     FAILED,
     PHASES,
     READY,
+    UNKNOWN,
     ClusterHandle,
     ClusterStatus,
     cluster_handle,
     cluster_has_apparmor,
     clusters_dir,
     config_digest,
+    kept_saved_dir,
     kind_cli_name_ok,
     known_clusters,
     now,
@@ -94,6 +98,8 @@ __all__ = [  # what other code and the tests import from here
     "docker_has_apparmor",
     "down",
     "for_host",
+    "has_saved_files",
+    "kept_saved_dir",
     "kind_cli_name_ok",
     "known_clusters",
     "read_state",
@@ -151,10 +157,10 @@ def _up(
     st = observe(handle, run, look_at_lock=False)
     if st.missing:
         raise CommandNotFound(st.missing[0])
-    if st.errors:  # e.g. the docker daemon is down: kind would fail the same way
+    if st.phase == UNKNOWN:  # the docker daemon down, a hung kind: never act on a guess
         raise LabError(
-            f"cannot see kind cluster {handle.name!r}: {'; '.join(st.errors)}; "
-            "`cks-lab doctor` checks docker and kind"
+            f"cannot see kind cluster {handle.name!r}: {'; '.join(st.errors)}; nothing was "
+            "changed: `cks-lab doctor` checks docker and kind"
         )
     apparmor = docker_has_apparmor(run)
     text = check(for_host(rendered, apparmor), str(template))
@@ -305,15 +311,26 @@ def _delete(
         )
 
 
-def down(handle: ClusterHandle, progress: Progress, *, runner: Runner | None = None) -> None:
-    """Delete the cluster (whatever state it is in) and its folder."""
+def down(
+    handle: ClusterHandle,
+    progress: Progress,
+    *,
+    runner: Runner | None = None,
+    before_delete: Callable[[], object] | None = None,
+) -> Path | None:
+    """Delete the cluster (whatever state it is in) and its folder. `before_delete`
+    runs first, under the same lock (the CLI unloads the lab's AppArmor profiles from
+    the nodes there: no `up` may recreate them meanwhile). The learner's saved files
+    (saved/) are moved out first, to kept_saved_dir(): where they went, or None."""
     check_cluster_name(handle.name)
     _check_own_dir(handle)
     with exclusive(handle):
-        _down(handle, progress, _default_runner(runner))
+        if before_delete is not None:
+            before_delete()
+        return _down(handle, progress, _default_runner(runner))
 
 
-def _down(handle: ClusterHandle, progress: Progress, run: Runner) -> None:
+def _down(handle: ClusterHandle, progress: Progress, run: Runner) -> Path | None:
     try:
         _delete(handle, progress, run)
     except CommandNotFound:
@@ -335,7 +352,41 @@ def _down(handle: ClusterHandle, progress: Progress, run: Runner) -> None:
                 f"kind is not installed, and node containers of {handle.name!r} are left: "
                 f"{', '.join(n.name for n in left)}; install kind and run `cks-lab down` again"
             ) from None
+    kept = _keep_saved(handle)
     _remove_dir(handle, progress)
+    return kept
+
+
+def has_saved_files(handle: ClusterHandle) -> bool:
+    """Whether the cluster's folder holds saved learner files (a real folder, not empty)."""
+    src = handle.saved_dir
+    if src.is_symlink() or not src.is_dir():
+        return False
+    return any(os.scandir(src))
+
+
+def _keep_saved(handle: ClusterHandle) -> Path | None:
+    """Move saved/'s snapshots out of the folder `down` removes: the learner's work
+    outlives the cluster. A failure stops `down` before anything is removed."""
+    if not has_saved_files(handle):
+        return None
+    dest = kept_saved_dir(handle)
+    try:
+        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for entry in sorted(os.scandir(handle.saved_dir), key=lambda e: e.name):
+            target = dest / entry.name
+            n = 0
+            while target.exists() or target.is_symlink():  # an earlier `down`'s
+                n += 1
+                target = dest / f"{entry.name}-{n}"
+            os.rename(entry.path, target)  # same file system: both under data_dir()
+    except OSError as e:
+        raise LabError(
+            f"cannot move your saved files from {handle.saved_dir} to {dest}: "
+            f"{e.strerror or e}; the cluster is deleted, its folder kept: move them and run "
+            "`cks-lab down` again"
+        ) from None
+    return dest
 
 
 def _check_own_dir(handle: ClusterHandle) -> None:

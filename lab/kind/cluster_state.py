@@ -26,8 +26,15 @@ from lab.kind.names import check_cluster_name
 
 DEFAULT_NAME = "cks-lab"
 CONFIG_FILE = "kind-config.yaml"
+# the learner's files saved from a setup that never finished (lab.backends.kind.snapshot
+# CLUSTER_SAVED_DIR): `down` moves them to data_dir()/KEPT_SAVED_DIR/<cluster>
+SAVED_DIR = "saved"
+KEPT_SAVED_DIR = "kind-saved"
 
-PHASES = ("absent", "creating", "created", "ready", "broken")  # what `status` says
+# what `status` says; "unknown": kind or docker failed to answer (an error, a timeout,
+# the daemon down), so nothing about the cluster can be told from them
+PHASES = ("absent", "creating", "created", "ready", "broken", "unknown")
+UNKNOWN = "unknown"
 CREATING, CREATED, READY, FAILED = "creating", "created", "ready", "failed"  # state.json
 
 
@@ -55,6 +62,15 @@ class ClusterHandle:
     @property
     def audit_log_dir(self) -> Path:
         return self.dir / "audit-log"
+
+    @property
+    def saved_dir(self) -> Path:
+        return self.dir / SAVED_DIR
+
+
+def kept_saved_dir(handle: ClusterHandle) -> Path:
+    """Where `down` keeps the cluster's saved/ (the folder itself goes)."""
+    return clusters_dir().parent / KEPT_SAVED_DIR / handle.name
 
 
 def clusters_dir() -> Path:
@@ -101,7 +117,8 @@ class ClusterStatus:
     created: str | None = None  # when `up` created it (UTC, ISO 8601)
     config_digest: str | None = None
     missing: list[str] = field(default_factory=list)  # kind/docker not installed
-    errors: list[str] = field(default_factory=list)  # kind/docker answered with an error
+    # kind/docker answered with an error, did not finish in time, or could not be run
+    errors: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -15,12 +15,13 @@ from lab.kind.cluster_state import (
     CREATING,
     FAILED,
     READY,
+    UNKNOWN,
     ClusterHandle,
     ClusterStatus,
     read_state,
 )
 from lab.kind.kind_cli import NodeState
-from lab.kind.runner import CommandNotFound, Runner
+from lab.kind.runner import CommandNotFound, CommandTimeout, Runner
 
 STARTABLE = ("exited", "created")  # docker states `docker start` brings back
 
@@ -42,6 +43,8 @@ def observe(handle: ClusterHandle, run: Runner, *, look_at_lock: bool) -> Cluste
     except CommandNotFound as e:
         detail.append(e.message)
         missing.append(e.program)
+    except (CommandTimeout, OSError) as e:  # a hung kind, a binary that cannot run
+        errors.append(_failed("kind get clusters", e))
     nodes: list[NodeState] = []
     try:
         res = run.run(kind_cli.node_ps_argv(handle.name), timeout=QUERY_TIMEOUT)
@@ -52,6 +55,8 @@ def observe(handle: ClusterHandle, run: Runner, *, look_at_lock: bool) -> Cluste
     except CommandNotFound as e:
         detail.append(e.message)
         missing.append(e.program)
+    except (CommandTimeout, OSError) as e:
+        errors.append(_failed("docker ps", e))
     detail.extend(errors)
     kubeconfig = handle.kubeconfig if handle.kubeconfig.is_file() else None
     recorded = state.get("phase")
@@ -61,7 +66,15 @@ def observe(handle: ClusterHandle, run: Runner, *, look_at_lock: bool) -> Cluste
     if busy and recorded != CREATING:
         detail.append("another cks-lab is running `up` or `down` on it right now")
 
-    if recorded == CREATING:
+    if errors:
+        # what kind and docker did not say cannot be read from their empty answers:
+        # no phase, and no note derived from one (`up` acts on none of it)
+        phase = UNKNOWN
+        detail.append(
+            "cannot tell how the cluster is while kind or docker fails; "
+            "`cks-lab doctor` checks them"
+        )
+    elif recorded == CREATING:
         phase = "creating"
         detail.append(
             "it is being created by another cks-lab (a `cks-lab up` is running): wait for it"
@@ -114,6 +127,12 @@ def observe(handle: ClusterHandle, run: Runner, *, look_at_lock: bool) -> Cluste
         missing,
         errors,
     )
+
+
+def _failed(command: str, e: CommandTimeout | OSError) -> str:
+    if isinstance(e, CommandTimeout):
+        return e.message  # "`kind get clusters` did not finish within 30 s"
+    return f"`{command}` cannot be run: {e.strerror or e}"  # e.g. "Exec format error"
 
 
 def startable(stopped: list[NodeState]) -> bool:

@@ -74,6 +74,9 @@ class FakeKind:
         self.nodes_ready: list[bool] = []  # kubectl get nodes answers, one per call; then ready
         self.start_fails = False  # `docker start` cannot start the container
         self.on_create: Callable[[], None] | None = None
+        # argv prefix -> what the real runner would raise for it (a CommandTimeout for a
+        # hung kind, an OSError for a binary that cannot be executed)
+        self.raises: dict[tuple[str, ...], Exception] = {}
 
     def commands(self, *prefix: str) -> list[list[str]]:
         return [c for c in self.calls if c[: len(prefix)] == list(prefix)]
@@ -93,6 +96,9 @@ class FakeKind:
         self.calls.append(argv)
         if argv[0] in self.missing:
             raise CommandNotFound(argv[0])
+        for prefix, error in self.raises.items():
+            if tuple(argv[: len(prefix)]) == prefix:
+                raise error
         if argv[:3] == ["kind", "get", "clusters"]:
             if not self.clusters:
                 return CommandResult(0, "", "No kind clusters found.\n")

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import _thread
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +23,10 @@ from lab import cli_cluster, service
 from lab.cli import main
 from lab.errors import LabError
 from lab.kind import cluster
+from lab.kind.cluster_lock import lock_held
+from lab.kind.cluster_state import SAVED_DIR
 from lab.kind.kind_cli import NODE_IMAGE
+from lab.kind.runner import CommandTimeout
 
 
 @pytest.fixture
@@ -199,6 +207,8 @@ def test_down_first_unloads_the_labs_profiles_from_the_shared_kernel(
     def release(cluster_dir: Path, name: str, progress: Any) -> list[str]:
         released.append((cluster_dir, name))
         assert fake.clusters, "before the nodes are deleted"
+        # under `down`'s lock: no `up` can recreate the cluster while it unloads
+        assert lock_held(h), "release_host_profiles runs inside the cluster's lock"
         return []
 
     monkeypatch.setattr(lab_reset, "release_host_profiles", release)
@@ -212,12 +222,94 @@ def test_status_cluster_json(fake: FakeKind) -> None:
     (absent,) = json.loads(out)["clusters"]
     assert (absent["name"], absent["phase"], absent["nodes"]) == ("cks-lab", "absent", [])
     run("up", "--name", "cks-lab-b")
-    code, out, _ = run("status", "--json")
+    code, out, _ = run("status", "--cluster", "--json")
     (st,) = json.loads(out)["clusters"]  # the clusters the lab made
     assert (st["name"], st["phase"], st["ready"]) == ("cks-lab-b", "ready", True)
     assert [n["role"] for n in st["nodes"]] == ["control-plane", "worker"]
     code, out, _ = run("status", "--cluster")
     assert out.splitlines()[0].startswith("cluster cks-lab-b: ready")
+
+
+def test_status_json_needs_cluster(fake: FakeKind) -> None:
+    # a bare --json used to mean cluster-only without saying so
+    code, out, err = run("status", "--json")
+    assert code == 2 and out == ""
+    assert "--json goes with --cluster: `cks-lab status --cluster --json`" in err
+    assert fake.calls == []
+
+
+def test_status_cluster_exits_1_with_the_reason_when_docker_fails(fake: FakeKind) -> None:
+    assert run("up")[0] == 0
+    fake.docker_down = True
+    code, out, err = run("status", "--cluster")
+    assert code == 1
+    assert out.splitlines()[0].startswith("cluster cks-lab: unknown")
+    assert "docker shows no node containers" not in out
+    assert err == (
+        "cks-lab: cannot tell how kind cluster cks-lab is: `docker ps` failed: Cannot "
+        "connect to the Docker daemon at unix:///var/run/docker.sock.\n"
+    )
+    code, out, _ = run("status", "--cluster", "--json")
+    assert code == 1 and json.loads(out)["clusters"][0]["phase"] == "unknown"
+    code, _, err = run("up")  # acts on nothing it cannot see
+    assert code == 2 and "cannot see kind cluster 'cks-lab'" in err
+    assert not fake.commands("kind", "delete")
+
+
+def test_a_hung_kind_does_not_break_plain_status(fake: FakeKind) -> None:
+    assert run("start", "audit-enable-logging")[0] == 0
+    assert run("up")[0] == 0
+    fake.raises[("kind", "get")] = CommandTimeout("`kind get clusters` did not finish within 30 s")
+    code, out, err = run("status")
+    assert code == 0, err
+    assert "audit-enable-logging" in out and "\ncluster cks-lab: unknown (created 20" in out
+    assert "  note: `kind get clusters` did not finish within 30 s" in out
+
+
+def test_status_without_a_scenario_still_shows_the_cluster(fake: FakeKind) -> None:
+    code, out, err = run("status")  # neither: the error alone, as before
+    assert code == 2 and out == "" and "no scenario" in err
+    assert run("up")[0] == 0
+    code, out, err = run("status")
+    assert code == 2
+    assert out.startswith("cluster cks-lab: ready")
+    assert err.splitlines()[-1].startswith("cks-lab: error: no scenario")
+
+
+def test_down_keeps_the_learners_saved_files(
+    fake: FakeKind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab.backends.kind import snapshot
+    from lab.paths import data_dir
+
+    # what snapshot.py writes into the cluster folder is what `down` keeps
+    assert snapshot.CLUSTER_SAVED_DIR == SAVED_DIR
+    assert run("up")[0] == 0
+    h = cluster.cluster_handle()
+    snap = h.saved_dir / "20250101T101010000000Z"
+    (snap / "worker" / "etc").mkdir(parents=True)
+    (snap / "worker" / "etc" / "policy.yaml").write_text("learner's work\n")
+    kept = data_dir().resolve() / "kind-saved" / "cks-lab"
+    # a terminal: the question says the saved files are kept, and where
+    monkeypatch.setattr(
+        cli_cluster, "sys", SimpleNamespace(stdin=SimpleNamespace(isatty=lambda: True))
+    )
+    r = CliRunner().invoke(main, ["down"], input="n\n")
+    assert r.exit_code == 0 and "Nothing was deleted." in r.stdout
+    assert f"Your saved files in {h.saved_dir} are kept: moved to {kept}." in r.stdout
+    assert h.dir.exists() and fake.clusters
+    code, out, err = run("down", "--yes")
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"Your saved files are kept in {kept}."
+    assert not h.dir.exists()
+    moved = kept / snap.name / "worker" / "etc" / "policy.yaml"
+    assert moved.read_text() == "learner's work\n"
+    # a second cluster life, the same snapshot name: neither is lost
+    assert run("up")[0] == 0
+    snap.mkdir(parents=True)
+    (snap / "again").write_text("2\n")
+    assert run("down", "--yes")[0] == 0
+    assert (kept / f"{snap.name}-1" / "again").read_text() == "2\n" and moved.is_file()
 
 
 def test_status_appends_cluster_lines_only_when_the_lab_has_a_cluster(fake: FakeKind) -> None:
@@ -248,3 +340,23 @@ def test_ctrl_c_cancels_the_work_and_waits_for_it_to_stop() -> None:
         cli_cluster._cancellable(work)
     assert stopped == ["kind killed"]
     assert cli_cluster._cancellable(lambda cancel: 42) == 42
+
+
+def test_sigterm_during_up_stops_kind_then_ends_cks_lab() -> None:
+    # `up` runs kind in a worker thread, where the runner cannot catch signals: the
+    # main thread's wait turns SIGTERM into the cancel, then ends as SIGTERM would
+    code = (
+        "import os, signal, threading\n"
+        "from lab.cli_cluster import _cancellable\n"
+        "def work(cancel):\n"
+        "    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        "    assert cancel.wait(10)\n"
+        "    print('kind stopped', flush=True)\n"
+        "_cancellable(work)\n"
+        "print('not ended by the signal', flush=True)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=os.environ
+    )
+    assert out.stdout == "kind stopped\n", out.stderr
+    assert out.returncode == -signal.SIGTERM

@@ -690,10 +690,61 @@ def test_up_stops_when_docker_does_not_answer() -> None:
 
     fake.run = run  # type: ignore[method-assign]
     st = cluster.status(h, runner=fake)
-    assert st.phase == "absent" and st.errors == [f"`docker ps` failed: {down.strip()}"]
+    assert st.phase == "unknown" and st.errors == [f"`docker ps` failed: {down.strip()}"]
     with pytest.raises(LabError, match=r"cannot see kind cluster 'cks-lab': `docker ps` failed"):
         cluster.up(h, AUDIT, Events(), runner=fake)
     assert not fake.commands("kind", "create")
+
+
+HUNG_KIND = CommandTimeout("`kind get clusters` did not finish within 30 s")
+HUNG_DOCKER = CommandTimeout("`docker ps --all` did not finish within 30 s")
+BAD_BINARY = OSError(8, "Exec format error")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "error", "said"),
+    [
+        (("kind", "get"), HUNG_KIND, "`kind get clusters` did not finish within 30 s"),
+        (("kind", "get"), BAD_BINARY, "`kind get clusters` cannot be run: Exec format error"),
+        (("docker", "ps"), HUNG_DOCKER, "`docker ps --all` did not finish within 30 s"),
+        (("docker", "ps"), BAD_BINARY, "`docker ps` cannot be run: Exec format error"),
+    ],
+)
+def test_a_hung_or_unrunnable_kind_or_docker_makes_the_phase_unknown(
+    prefix: tuple[str, ...], error: Exception, said: str
+) -> None:
+    fake, h = FakeKind(), cluster_handle()
+    assert cluster.up(h, AUDIT, Events(), runner=fake).ready
+    fake.raises[prefix] = error
+    st = cluster.status(h, runner=fake)  # neither raises nor guesses
+    assert (st.phase, st.ready) == ("unknown", False)
+    assert st.errors == [said] and said in st.detail
+    assert not any("kind lists it" in d or "last `cks-lab up`" in d for d in st.detail)
+    with pytest.raises(LabError, match="nothing was changed"):
+        cluster.up(h, AUDIT, Events(), runner=fake)
+    # a healthy cluster seen through a failing tool is never deleted (nor recreated)
+    assert not fake.commands("kind", "delete") and len(fake.commands("kind", "create")) == 1
+    del fake.raises[prefix]
+    assert cluster.status(h, runner=fake).phase == "ready"
+
+
+def test_a_down_docker_daemon_is_unknown_not_broken() -> None:
+    # kind answers from its own state, docker cannot list the nodes: before, the
+    # empty `docker ps` made this "broken" with a note that was not true
+    fake, h = FakeKind(), cluster_handle()
+    assert cluster.up(h, AUDIT, Events(), runner=fake).ready
+    fake.docker_down = True
+    st = cluster.status(h, runner=fake)
+    assert st.phase == "unknown" and st.exists
+    assert not any("docker shows no node containers" in d for d in st.detail)
+    assert any("Cannot connect to the Docker daemon" in d for d in st.detail)
+    with pytest.raises(LabError, match="cannot see kind cluster"):
+        cluster.up(h, AUDIT, Events(), runner=fake, recreate=True)
+    assert not fake.commands("kind", "delete")
+
+
+def test_unknown_is_a_phase() -> None:
+    assert "unknown" in cluster.PHASES
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
@@ -806,3 +857,82 @@ def test_subprocess_runner_ctrl_c_kills_the_child() -> None:
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(pid)
+
+
+# a runner in the main thread of its own process; the child prints the pid of the
+# `sleep` kind would have started, then the process signals itself
+_SIGNALLED = """
+import os, signal, sys
+from lab.kind.runner import SubprocessRunner
+sig = getattr(signal, sys.argv[1])
+def on_line(line):
+    print(line, flush=True)
+    os.kill(os.getpid(), sig)  # as the closing terminal or `kill` would
+SubprocessRunner().run(["sh", "-c", "sleep 60 & echo $!; wait"], on_line=on_line, timeout=30)
+print("not ended by the signal", flush=True)
+"""
+
+
+def _kill_if_left(pid: int) -> None:
+    try:
+        os.kill(pid, 9)  # the test's own `sleep`, should the runner have left it
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see the child's fate")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_subprocess_runner_sigterm_or_sighup_kills_the_child_and_ends_as_the_signal(
+    sig: str,
+) -> None:
+    import signal
+
+    out = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED, sig],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=os.environ,
+    )
+    pid = int(out.stdout.split()[0])
+    try:
+        deadline = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(pid), f"kind's children die with cks-lab on {sig}"
+        assert out.returncode == -getattr(signal, sig), out.stderr  # ended as the signal would
+        assert "not ended by the signal" not in out.stdout
+    finally:
+        _kill_if_left(pid)
+
+
+def test_subprocess_runner_puts_the_signal_handlers_back() -> None:
+    import signal
+
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not delivered in this test")
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        SubprocessRunner().run(["true"], timeout=30)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_signals_outside_the_main_thread_are_left_to_cancel() -> None:
+    import signal
+
+    from lab.kind.runner import on_termination
+
+    seen: list[object] = []
+
+    def worker() -> None:
+        with on_termination(lambda s: None):
+            seen.append(signal.getsignal(signal.SIGTERM))  # unchanged, and no error
+
+    before = signal.getsignal(signal.SIGTERM)
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(10)
+    assert seen == [before]
