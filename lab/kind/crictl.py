@@ -41,12 +41,13 @@ class CriContainer:
         return self.state == RUNNING
 
 
-def _int(value: Any) -> int:
-    # protojson writes int64 as a string and uint32 as a number; accept both.
+def as_int(value: Any, default: int = 0) -> int:
+    """A JSON number or numeric string as an int (protojson writes int64 as a string and
+    uint32 as a number; the Kubernetes API mixes both too); ``default`` for anything else."""
     try:
         return int(value)
     except (TypeError, ValueError):
-        return 0
+        return default
 
 
 def _container(raw: Any) -> CriContainer | None:
@@ -60,8 +61,8 @@ def _container(raw: Any) -> CriContainer | None:
         id=str(raw.get("id", "")),
         name=str(meta.get("name", "")),
         state=str(raw.get("state", "")),
-        attempt=_int(meta.get("attempt", 0)),
-        created_at=_int(raw.get("createdAt", 0)),
+        attempt=as_int(meta.get("attempt", 0)),
+        created_at=as_int(raw.get("createdAt", 0)),
         pod_sandbox_id=str(raw.get("podSandboxId", "")),
         labels={str(k): str(v) for k, v in labels.items()},
     )

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.kind.names import check_cluster_name
+from lab.kind.names import KIND_CLUSTER_LABEL, check_cluster_name, kind_node_role
 from lab.work import ProgressEvent
 
 KIND = "kind"
 DOCKER = "docker"
-CLUSTER_LABEL = "io.x-k8s.kind.cluster"
-ROLE_LABEL = "io.x-k8s.kind.role"
 
 # kind v0.32.0's release notes: "The default node image is now
 # kindest/node:v1.36.1@sha256:3489c767…" — Kubernetes 1.36 as kind v0.32 ships it
@@ -113,7 +111,7 @@ def node_ps_argv(name: str) -> list[str]:
         "ps",
         "-a",
         "--filter",
-        f"label={CLUSTER_LABEL}={name}",
+        f"label={KIND_CLUSTER_LABEL}={name}",
         "--format",
         "{{json .}}",
     ]
@@ -241,16 +239,14 @@ def parse_node_ps(text: str, cluster: str) -> list[NodeState]:
             continue
         if not isinstance(row, dict):
             continue
-        labels = _labels(str(row.get("Labels") or ""))
-        if labels.get(CLUSTER_LABEL) != cluster:
+        role = kind_node_role(_labels(str(row.get("Labels") or "")), cluster)
+        if role is None:
             continue
         status = str(row.get("Status") or "")
         # "State" is missing from the oldest CLIs' JSON: "Up …" means running
         state = str(row.get("State") or ("running" if status.startswith("Up") else "unknown"))
         name = str(row.get("Names") or "").split(",")[0]
-        nodes.append(
-            NodeState(name, labels.get(ROLE_LABEL, ""), str(row.get("ID") or ""), state, status)
-        )
+        nodes.append(NodeState(name, role, str(row.get("ID") or ""), state, status))
     return sorted(nodes, key=lambda n: (n.role != "control-plane", n.name))
 
 

@@ -36,6 +36,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from lab.errors import LabError
 from lab.kind.context import lab_context
+from lab.kind.crictl import as_int
 from lab.kind.nodes import ExecResult
 from lab.work import Progress, ProgressEvent, no_progress
 
@@ -221,13 +222,6 @@ class Rollout:
         return self.observed_generation >= self.generation
 
 
-def _int(value: Any, default: int = 0) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def _owned_by(child: dict[str, Any], uid: str) -> bool:
     refs = (child.get("metadata") or {}).get("ownerReferences") or []
     return bool(uid) and any(isinstance(r, dict) and r.get("uid") == uid for r in refs)
@@ -235,7 +229,7 @@ def _owned_by(child: dict[str, Any], uid: str) -> bool:
 
 def _revision(rs: dict[str, Any]) -> int:
     notes = (rs.get("metadata") or {}).get("annotations") or {}
-    return _int(notes.get(REVISION_ANNOTATION))
+    return as_int(notes.get(REVISION_ANNOTATION))
 
 
 def rollout_of(obj: dict[str, Any], children: Sequence[dict[str, Any]] = ()) -> Rollout:
@@ -251,17 +245,18 @@ def rollout_of(obj: dict[str, Any], children: Sequence[dict[str, Any]] = ()) -> 
     rolls = (spec.get("updateStrategy") or {}).get("type") != "OnDelete"
     current: tuple[str, str] | None = None
     if kind == "DaemonSet":
-        desired = _int(status.get("desiredNumberScheduled"))
-        updated = _int(status.get("updatedNumberScheduled"))
-        total = _int(status.get("currentNumberScheduled")) + _int(status.get("numberMisscheduled"))
-        newest = max(mine, key=lambda c: _int(c.get("revision")), default=None)
+        desired = as_int(status.get("desiredNumberScheduled"))
+        updated = as_int(status.get("updatedNumberScheduled"))
+        total = as_int(status.get("currentNumberScheduled"))
+        total += as_int(status.get("numberMisscheduled"))
+        newest = max(mine, key=lambda c: as_int(c.get("revision")), default=None)
         labels = ((newest or {}).get("metadata") or {}).get("labels") or {}
         if rolls and labels.get("controller-revision-hash"):
             current = ("controller-revision-hash", str(labels["controller-revision-hash"]))
     else:
-        desired = _int(spec.get("replicas"), 1)
-        updated = _int(status.get("updatedReplicas"))
-        total = _int(status.get("replicas"))
+        desired = as_int(spec.get("replicas"), 1)
+        updated = as_int(status.get("updatedReplicas"))
+        total = as_int(status.get("replicas"))
         if kind == "StatefulSet":
             if rolls and status.get("updateRevision"):
                 current = ("controller-revision-hash", str(status["updateRevision"]))
@@ -277,8 +272,8 @@ def rollout_of(obj: dict[str, Any], children: Sequence[dict[str, Any]] = ()) -> 
         kind=kind,
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
-        generation=_int(meta.get("generation")),
-        observed_generation=_int(status.get("observedGeneration")),
+        generation=as_int(meta.get("generation")),
+        observed_generation=as_int(status.get("observedGeneration")),
         desired=desired,
         updated=updated,
         total=total,

@@ -12,8 +12,8 @@ whole process group) and the stream is read against a deadline as a backstop.
 
 Files move through docker's archive API, which sees the node's root file system and
 volumes (kind's /var) but not mounts made inside the node: kind's tmpfs /tmp and
-/run, and /proc, /sys, /dev. Those paths are refused; read them with
-``exec(["cat", ...])``.
+/run, and /proc, /sys, /dev. Those paths are refused; ``read_node_bytes`` reads
+them with a command in the node.
 """
 
 from __future__ import annotations
@@ -36,10 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.errors import LabError
-from lab.kind.names import check_cluster_name
-
-KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"
-KIND_ROLE_LABEL = "io.x-k8s.kind.role"
+from lab.kind.names import KIND_CLUSTER_LABEL, check_cluster_name, kind_node_role
 
 # How long past the in-node `timeout` the client waits before giving up on the stream.
 EXEC_GRACE_SECONDS = 5.0
@@ -66,6 +63,27 @@ class ExecResult:
     code: int
     stdout: str
     stderr: str
+
+    def why(self) -> str:
+        """Why the command failed. docker itself reports on stdout (exit 126/127: "unable
+        to find user", "executable file not found"), the command on stderr."""
+        return (self.stderr or self.stdout).strip() or f"exit {self.code}"
+
+
+@dataclass(frozen=True)
+class ExecBytes:
+    """An exec's output as the node wrote it, not decoded (a file's exact bytes)."""
+
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+    def text(self) -> ExecResult:
+        return ExecResult(
+            self.code,
+            self.stdout.decode("utf-8", errors="replace"),
+            self.stderr.decode("utf-8", errors="replace"),
+        )
 
 
 @dataclass(frozen=True)
@@ -157,17 +175,10 @@ class LabNodes:
             found = self.client.containers.list(all=True, filters={"label": label})
         nodes = []
         for c in found:
-            labels = _labels(c)
-            if labels.get(KIND_CLUSTER_LABEL) != self.cluster:
+            role = kind_node_role(_labels(c), self.cluster)
+            if role is None:
                 continue  # the daemon filtered already; never trust a stray match
-            nodes.append(
-                NodeContainer(
-                    name=c.name,
-                    role=labels.get(KIND_ROLE_LABEL, ""),
-                    id=c.id,
-                    status=c.status,
-                )
-            )
+            nodes.append(NodeContainer(name=c.name, role=role, id=c.id, status=c.status))
         return sorted(nodes, key=lambda n: n.name)
 
     def container_name(self, node: str) -> str:
@@ -195,7 +206,20 @@ class LabNodes:
         env: Mapping[str, str] | None = None,
         user: str = "root",
     ) -> ExecResult:
-        """Run ``argv`` in the node; ExecTimeout when it outlives ``timeout`` seconds."""
+        """Run ``argv`` in the node; ExecTimeout when it outlives ``timeout`` seconds.
+        Output is decoded as UTF-8, a bad byte replaced."""
+        return self.exec_bytes(node, argv, timeout=timeout, env=env, user=user).text()
+
+    def exec_bytes(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        user: str = "root",
+    ) -> ExecBytes:
+        """:meth:`exec`, with the output as the raw bytes the command wrote."""
         if not argv:
             raise LabError("no command to run in the node")
         if not timeout > 0:
@@ -211,7 +235,7 @@ class LabNodes:
         timeout: float,
         env: Mapping[str, str] | None,
         user: str,
-    ) -> ExecResult:
+    ) -> ExecBytes:
         api = self.client.api
         shown = " ".join(argv)
         wrapped = ["timeout", "-s", "KILL", str(max(1, math.ceil(timeout))), *argv]
@@ -247,11 +271,7 @@ class LabNodes:
                 f"`{shown}` in node {node!r} ({container.name}) did not finish "
                 f"within {timeout:g} s and was killed"
             )
-        return ExecResult(
-            code=code,
-            stdout=out.decode("utf-8", errors="replace"),
-            stderr=err.decode("utf-8", errors="replace"),
-        )
+        return ExecBytes(code, out, err)
 
     @staticmethod
     def _exit_code(api: Any, exec_id: str) -> int:
@@ -271,11 +291,9 @@ class LabNodes:
         parent, base = posixpath.split(path)
         container = self._guarded(node)
         _check_reachable(container, path, node)
-        made = self._exec(container, node, ["mkdir", "-p", parent], 30.0, None, "root")
+        made = self._exec(container, node, ["mkdir", "-p", parent], 30.0, None, "root").text()
         if made.code != 0:
-            raise LabError(
-                f"cannot create folder {parent} in node {node!r}: {made.stderr.strip()}",
-            )
+            raise LabError(f"cannot create folder {parent} in node {node!r}: {made.why()}")
         # Docker's extraction deletes whatever is in the way, a whole folder included.
         with self._archive(container, path, node) as (stat, _):
             if stat is not None and stat["mode"] & _GO_DIR:
@@ -321,14 +339,36 @@ class LabNodes:
             kind="symbolic link",
         )
 
+    def read_node_bytes(self, node: str, path: str, limit: int = 1 << 20) -> bytes:
+        """:meth:`read_file`, and on the mounts docker's file copy cannot reach (kind's
+        tmpfs /tmp and /run, /proc, /sys: the kernel's AppArmor profiles list, a
+        process's label) the exact bytes ``head -c`` reads in the node.
+
+        NodeFileError as read_file's: "missing", "not-a-file", "too-large" (more than
+        ``limit`` bytes), "unreadable", "bad-path".
+        """
+        try:
+            return self.read_file(node, path, limit)
+        except NodeFileError as err:
+            if err.reason != "unreachable":
+                raise
+        r = self.exec_bytes(node, ["head", "-c", str(limit + 1), "--", path])
+        if r.code != 0:
+            raise _head_error(r.text().why(), node, path)
+        if len(r.stdout) > limit:
+            raise NodeFileError(
+                f"is larger than {limit} bytes in node {node!r}", reason="too-large", path=path
+            )
+        return r.stdout
+
     def remove(self, node: str, path: str) -> None:
         """Remove a file from the node; nothing to do when it is absent."""
         path = _node_path(path)
         container = self._guarded(node)
         # rm without -r never removes a folder: it fails, and says so.
-        done = self._exec(container, node, ["rm", "-f", "--", path], 30.0, None, "root")
+        done = self._exec(container, node, ["rm", "-f", "--", path], 30.0, None, "root").text()
         if done.code != 0:
-            raise LabError(f"cannot remove {path} in node {node!r}: {done.stderr.strip()}")
+            raise LabError(f"cannot remove {path} in node {node!r}: {done.why()}")
 
     # --- docker plumbing ----------------------------------------------------
 
@@ -586,6 +626,21 @@ def _api_message(res: Any) -> str:
         return str(res.json().get("message", res.reason))
     except ValueError:
         return str(res.reason)
+
+
+def _head_error(why: str, node: str, path: str) -> NodeFileError:
+    """What `head` failing on a node path means: GNU head and busybox both end with the
+    system's error text ("No such file or directory", "Is a directory")."""
+    if "No such file or directory" in why:
+        return NodeFileError(f"does not exist in node {node!r}", reason="missing", path=path)
+    if "Is a directory" in why:
+        return NodeFileError(
+            f"is a directory in node {node!r}, not a file",
+            reason="not-a-file",
+            path=path,
+            kind="directory",
+        )
+    return NodeFileError(f"cannot be read in node {node!r}: {why}", reason="unreadable", path=path)
 
 
 def _labels(container: Any) -> dict[str, str]:

@@ -9,15 +9,16 @@ only, so a call on another node fails the test.
 
 from __future__ import annotations
 
-import posixpath
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from lab.backends.kind.steps import STAT_FORMAT
 from lab.kind.kube import ContainerInfo, PodInfo
-from lab.kind.nodes import ExecResult, NodeFileError
+from lab.kind.nodes import ExecBytes, ExecResult, LabNodes, NodeFileError
 
 SAMPLES = Path(__file__).parents[1] / "kind" / "samples"
 
@@ -56,7 +57,7 @@ class FakeNodes:
 
     files: dict[str, dict[str, bytes]]  # node -> path -> content
     dirs: dict[str, set[str]] = field(default_factory=dict)  # empty folders that exist
-    mtime: int = 1764237600  # every file's mtime (stat -c %Y)
+    ctime: float = 1764237600.25  # every file's change time (stat's %Z)
     crictl_ps: str = '{"containers": []}'
     crictl_logs: dict[str, str] = field(default_factory=dict)  # container id -> its log
     # container id -> `crictl inspect -o json` of it; others: the runtime's "not found"
@@ -96,7 +97,12 @@ class FakeNodes:
             )
         if path not in tree:
             raise NodeFileError(f"{path}: no such file", reason="missing", path=path)
-        return tree[path][: limit + 1]
+        if len(tree[path]) > limit:
+            raise NodeFileError(f"is larger than {limit} bytes", reason="too-large", path=path)
+        return tree[path]
+
+    # LabNodes's own: read_file, else `head -c` through exec_bytes
+    read_node_bytes = LabNodes.read_node_bytes
 
     def remove(self, node: str, path: str) -> None:
         self._node(node).pop(path, None)
@@ -120,29 +126,32 @@ class FakeNodes:
             return self.canned[tuple(argv)]
         cmd = argv[0]
         if cmd == "head" and argv[1] == "-c":
-            path = argv[-1]
-            if path not in tree:
-                return ExecResult(1, "", f"head: cannot open '{path}' for reading\n")
-            return ExecResult(0, tree[path][: int(argv[2])].decode(), "")
+            return self._head(node, argv).text()
         if cmd == "stat":
+            # the one format the backend asks for (steps.node_stat); symlinks: none here
+            assert argv[argv.index("-c") + 1] == STAT_FORMAT, argv
             path = argv[-1]
             if path in tree:
-                kind = "regular file" if tree[path] else "regular empty file"
-                out = str(self.mtime) if "%Y" in argv else kind
-                if "%a" in argv:
-                    out = format(self.modes.get((node, path), 0o644), "o")
-                return ExecResult(0, out + "\n", "")
-            if self._is_dir(node, path):
-                return ExecResult(0, (str(self.mtime) if "%Y" in argv else "directory") + "\n", "")
-            return ExecResult(1, "", f"stat: cannot statx '{path}': No such file or directory\n")
+                raw = stat.S_IFREG | self.modes.get((node, path), 0o644)
+                size = len(tree[path])
+            elif self._is_dir(node, path):
+                raw, size = stat.S_IFDIR | 0o755, 4096
+            else:
+                return ExecResult(
+                    1, "", f"stat: cannot statx '{path}': No such file or directory\n"
+                )
+            return ExecResult(0, f"{raw:x} {size} {self.ctime:.9f}\n", "")
         if cmd == "find":
             folder = argv[1].rstrip("/")
             if not self._is_dir(node, folder):
                 return ExecResult(1, "", f"find: '{folder}': No such file or directory\n")
-            if "-maxdepth" in argv:
-                inside = sorted(p for p in tree if posixpath.dirname(p) == folder)
-            else:  # find FOLDER -type f: every depth
-                inside = sorted(p for p in tree if p.startswith(folder + "/"))
+            depth = int(argv[argv.index("-maxdepth") + 1]) if "-maxdepth" in argv else None
+            inside = sorted(
+                p
+                for p in tree
+                if p.startswith(folder + "/")
+                and (depth is None or p[len(folder) + 1 :].count("/") < depth)
+            )
             return ExecResult(0, "".join(p + "\n" for p in inside), "")
         if cmd == "truncate":
             for p in argv[argv.index("--") + 1 :]:
@@ -183,6 +192,25 @@ class FakeNodes:
                 return ExecResult(1, "", self.aa_broken[path])
             return OK
         return OK
+
+    def exec_bytes(self, node: str, argv: Sequence[str], **kw: Any) -> ExecBytes:
+        if argv[0] == "head" and tuple(argv) not in self.canned:
+            self._node(node)
+            self.calls.append((node, list(argv)))
+            return self._head(node, list(argv))
+        r = self.exec(node, argv, **kw)
+        return ExecBytes(r.code, r.stdout.encode(), r.stderr.encode())
+
+    def _head(self, node: str, argv: list[str]) -> ExecBytes:
+        """GNU head's answers: the first bytes as they are, or why not."""
+        path = argv[-1]
+        tree = self._node(node)
+        if path in tree:
+            return ExecBytes(0, tree[path][: int(argv[2])], b"")
+        if self._is_dir(node, path):
+            return ExecBytes(1, b"", f"head: error reading '{path}': Is a directory\n".encode())
+        why = f"head: cannot open '{path}' for reading: No such file or directory\n"
+        return ExecBytes(1, b"", why.encode())
 
     def shell_argv(self, node: str) -> list[str]:
         self._node(node)

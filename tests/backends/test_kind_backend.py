@@ -675,17 +675,22 @@ def test_the_cluster_holds_a_workspace_only_once_its_setup_has_finished(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("policy_mtime", "restarted"),
-    [(1764237600 + 60, True), (1764237600 - 60, False)],  # after / before it started
+    ("policy_ctime", "restarted"),
+    [
+        (1764237605 - 60, False),  # before it started
+        (1764237605 + 60, True),  # after
+        # in the second it started, after it: only the change time's fraction tells
+        (1764237605.5, True),
+    ],
 )
 def test_a_policy_changed_since_the_apiserver_started_restarts_it(
-    tmp_path: Path, policy_mtime: int, restarted: bool
+    tmp_path: Path, policy_ctime: float, restarted: bool
 ) -> None:
     # kube-apiserver reads its policy only at start: an edited policy is not in force
     # until it restarts, so the check restarts it, as on the exam.
     sc = scenario("audit-enable-logging")
     nodes = audit_nodes("solution/kube-apiserver.yaml")
-    nodes.mtime = policy_mtime  # the newest container was created at 1764237605
+    nodes.ctime = policy_ctime  # the newest container was created at 1764237605
     said: list[str] = []
     backend(tmp_path, nodes, FakeKube()).run_attack(sc, workspace(tmp_path, sc), said.append)
     stops = [c for c in nodes.commands("controlplane") if c[:2] == ["crictl", "stop"]]

@@ -109,7 +109,7 @@ def test_the_profile_is_read_from_the_node_when_the_container_cannot_read_it(
     assert c is not None and (c.profile, c.mode) == ("nginx-hardened", "enforce")
     inspect = ["crictl", "inspect", "-o", "json", NGINX_ID]
     assert inspect in nodes.commands("worker")
-    assert ["head", "-c", "4096", "--", f"/proc/{PID}/attr/apparmor/current"] in (
+    assert ["head", "-c", "4097", "--", f"/proc/{PID}/attr/apparmor/current"] in (
         nodes.commands("worker")
     )
     # the node answered: the in-container read (denied under this profile) is not needed

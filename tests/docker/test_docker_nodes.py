@@ -18,9 +18,8 @@ from lab.backends.kind.node_files import KindNodeFiles
 from lab.backends.sim.node_files import MAX_ANSWER_BYTES, SimNodeFiles
 from lab.errors import LabError
 from lab.evidence import FileFact
+from lab.kind.names import KIND_CLUSTER_LABEL, KIND_ROLE_LABEL
 from lab.kind.nodes import (
-    KIND_CLUSTER_LABEL,
-    KIND_ROLE_LABEL,
     ExecTimeout,
     LabNodes,
     NodeContainer,
@@ -97,7 +96,33 @@ def test_exec_passes_env_and_user(nodes: LabNodes) -> None:
 
 
 def test_exec_runs_in_the_mapped_container(nodes: LabNodes, cluster: dict[str, Any]) -> None:
-    assert nodes.exec("node01", ["hostname"]).stdout.strip() == cluster["worker"].id[:12]
+    # a file only that container has, written through the plain SDK
+    for role in ("control-plane", "worker"):
+        assert raw(cluster[role], f"echo {role} > /etc/which-node")[0] == 0
+    assert nodes.exec("node01", ["cat", "/etc/which-node"]).stdout == "worker\n"
+    assert nodes.exec("controlplane", ["cat", "/etc/which-node"]).stdout == "control-plane\n"
+
+
+def test_exec_as_a_missing_user_says_why(nodes: LabNodes) -> None:
+    # docker, not the command, refuses: its reason arrives on stdout
+    result = nodes.exec("node01", ["true"], user="no-such-user")
+    assert result.code != 0
+    assert "unable to find user no-such-user" in result.why()
+
+
+def test_file_errors_carry_dockers_reason(
+    containers: Any, docker_client: Any, node_image: str
+) -> None:
+    """When docker itself cannot start the command (here: the node has no `timeout`),
+    put_file and remove say what docker said, not nothing."""
+    other = "cks-lab-dockerbroken"  # a cluster of its own: the others' listing stays as it is
+    broken = containers.run(f"{other}-control-plane", labels(other, "control-plane"))
+    assert raw(broken, "rm /bin/timeout")[0] == 0
+    nodes = LabNodes(other, client=docker_client)
+    with pytest.raises(LabError, match=r"cannot remove /etc/x in node .*: .*timeout.*not found"):
+        nodes.remove(broken.name, "/etc/x")
+    with pytest.raises(LabError, match=r"cannot create folder /etc/new .*: .*timeout.*not found"):
+        nodes.put_file(broken.name, "/etc/new/file", b"x")
 
 
 def test_exec_decodes_bad_utf8_with_replacement(nodes: LabNodes) -> None:
@@ -246,6 +271,45 @@ def test_put_file_refuses_a_tmpfs_path_instead_of_hiding_the_file(
     assert raw(cluster["control-plane"], "test -e /tmp/answer.txt")[0] == 1
 
 
+def test_read_node_bytes_reads_the_mounts_docker_cannot_copy_from_exactly(
+    nodes: LabNodes, cluster: dict[str, Any]
+) -> None:
+    # not UTF-8: the bytes come back as the node has them, not re-encoded text
+    assert raw(cluster["control-plane"], "printf 'caf\\351\\377\\n' > /run/latin1")[0] == 0
+    assert nodes.read_node_bytes("controlplane", "/run/latin1") == b"caf\xe9\xff\n"
+    assert nodes.read_node_bytes("controlplane", "/proc/1/cmdline") == b"sleep\x003600\x00"
+    # a reachable file: through docker's file copy, the same bytes
+    nodes.put_file("controlplane", "/srv/latin1", b"caf\xe9\n")
+    assert nodes.read_node_bytes("controlplane", "/srv/latin1") == b"caf\xe9\n"
+
+
+@pytest.mark.parametrize(
+    ("setup", "path", "limit", "reason", "kind"),
+    [
+        ("true", "/tmp/absent", 100, "missing", None),
+        ("printf 12345 > /tmp/five", "/tmp/five", 4, "too-large", None),
+    ],
+)
+def test_read_node_bytes_refusals_on_the_mounts(
+    nodes: LabNodes,
+    cluster: dict[str, Any],
+    setup: str,
+    path: str,
+    limit: int,
+    reason: str,
+    kind: str | None,
+) -> None:
+    assert raw(cluster["control-plane"], setup)[0] == 0
+    with pytest.raises(NodeFileError) as info:
+        nodes.read_node_bytes("controlplane", path, limit)
+    assert (info.value.reason, info.value.kind) == (reason, kind)
+
+
+def test_read_node_bytes_reads_exactly_the_limit(nodes: LabNodes, cluster: dict[str, Any]) -> None:
+    assert raw(cluster["control-plane"], "printf 1234 > /tmp/four")[0] == 0
+    assert nodes.read_node_bytes("controlplane", "/tmp/four", 4) == b"1234"
+
+
 def test_read_file_rejects_relative_paths(nodes: LabNodes) -> None:
     with pytest.raises(NodeFileError) as info:
         nodes.read_file("controlplane", "etc/passwd")
@@ -363,3 +427,11 @@ def test_kind_node_files_answer_like_the_sim(
     assert facts["/answers/ok.txt"] == FileFact(exists=True, text="k8s-deny-write\n")
     assert facts["/answers/absent.txt"] == FileFact(exists=False)
     assert facts["/answers/big.txt"].error == f"it is larger than {MAX_ANSWER_BYTES} bytes"
+
+
+def test_kind_node_files_read_an_answer_on_tmpfs(nodes: LabNodes, cluster: dict[str, Any]) -> None:
+    # kind's /tmp is a tmpfs docker's file copy cannot see; the sim reads it all the same
+    assert raw(cluster["control-plane"], "echo answer > /tmp/answer.txt")[0] == 0
+    kind = KindNodeFiles(nodes)
+    assert kind.read("controlplane", "/tmp/answer.txt") == FileFact(exists=True, text="answer\n")
+    assert kind.read("controlplane", "/tmp/none.txt") == FileFact(exists=False)

@@ -17,14 +17,14 @@ from lab.backends.kind.node_files import KindNodeFiles
 from lab.backends.sim.node_files import MAX_ANSWER_BYTES
 from lab.errors import LabError
 from lab.evidence import FileFact
+from lab.kind.names import KIND_CLUSTER_LABEL, KIND_ROLE_LABEL, kind_node_role
 from lab.kind.nodes import (
-    KIND_CLUSTER_LABEL,
-    KIND_ROLE_LABEL,
     ExecResult,
     ExecTimeout,
     LabNodes,
     NodeContainer,
     NodeFileError,
+    _head_error,
     go_mode_kind,
     node_container_names,
     read_frames,
@@ -416,7 +416,7 @@ class FailingNodes:
         self.data = data
         self.limits: list[int] = []
 
-    def read_file(self, node: str, path: str, limit: int = 1 << 20) -> bytes:
+    def read_node_bytes(self, node: str, path: str, limit: int = 1 << 20) -> bytes:
         self.limits.append(limit)
         if self.error is not None:
             raise self.error
@@ -440,9 +440,9 @@ class FailingNodes:
             FileFact(exists=True, error=f"it is larger than {MAX_ANSWER_BYTES} bytes"),
         ),
         (
-            NodeFileError("is on the /tmp mount", reason="unreachable", path="/tmp/a"),
+            NodeFileError("is not an absolute node path", reason="bad-path", path="a"),
             b"",
-            FileFact(exists=False, error="is on the /tmp mount"),
+            FileFact(exists=False, error="is not an absolute node path"),
         ),
     ],
 )
@@ -494,3 +494,52 @@ def test_docker_host_wins_and_no_docker_cli_falls_back(monkeypatch: pytest.Monke
     assert docker_endpoint(missing) is None  # docker-py's from_env() reads DOCKER_HOST itself
     monkeypatch.delenv("DOCKER_HOST")
     assert docker_endpoint(missing) is None
+
+
+# --- what failed commands say -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "why"),
+    [
+        (
+            ExecResult(1, "", "rm: cannot remove '/x': Is a directory\n"),
+            "rm: cannot remove '/x': Is a directory",
+        ),
+        # docker's own refusals come on stdout (exit 126: docker 20.10's words)
+        (
+            ExecResult(
+                126, "unable to find user ghost: no matching entries in passwd file\r\n", ""
+            ),
+            "unable to find user ghost: no matching entries in passwd file",
+        ),
+        (ExecResult(2, "", ""), "exit 2"),
+    ],
+)
+def test_a_failed_command_says_why(result: ExecResult, why: str) -> None:
+    assert result.why() == why
+
+
+@pytest.mark.parametrize(
+    ("said", "reason", "kind"),
+    [
+        # GNU coreutils 9.1 head (kind's node image)
+        ("head: cannot open '/run/x' for reading: No such file or directory", "missing", None),
+        ("head: error reading '/run/d': Is a directory", "not-a-file", "directory"),
+        ("head: cannot open '/proc/1/environ' for reading: Permission denied", "unreadable", None),
+        # busybox head
+        ("head: /tmp/nope: No such file or directory", "missing", None),
+    ],
+)
+def test_head_failures_read_as_node_file_errors(said: str, reason: str, kind: str | None) -> None:
+    err = _head_error(said, "controlplane", "/run/x")
+    assert (err.reason, err.kind) == (reason, kind)
+    if reason == "unreadable":
+        assert said in err.message
+
+
+def test_kind_node_role_only_for_the_clusters_own_containers() -> None:
+    assert kind_node_role(lab("cks-lab", "worker"), "cks-lab") == "worker"
+    assert kind_node_role({KIND_CLUSTER_LABEL: "cks-lab"}, "cks-lab") == ""
+    assert kind_node_role(lab("cks-lab-other"), "cks-lab") is None
+    assert kind_node_role({}, "cks-lab") is None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.backends.auditlog import collect
-from lab.backends.kind.steps import Clock, list_files, path_kind, read_text
+from lab.backends.kind.steps import Clock, list_files, node_stat, path_kind, read_text
 from lab.evidence import ApiserverStatus, AuditEvidence, MountInfo
 
 if TYPE_CHECKING:
@@ -48,16 +48,12 @@ class ApiserverSeen:
 # --- the running apiserver ------------------------------------------------------------
 
 
-def _mtime(nodes: LabNodes, node: str, path: str) -> float | None:
-    r = nodes.exec(node, ["stat", "-L", "-c", "%Y", "--", path])
-    try:
-        return float(r.stdout.strip()) if r.code == 0 else None
-    except ValueError:
-        return None
-
-
-def _manifest_mtime(nodes: LabNodes, cp: str) -> float | None:
-    return _mtime(nodes, cp, MANIFEST)
+def _changed(nodes: LabNodes, node: str, path: str) -> float | None:
+    """When a file last changed (its ctime): all the lab needs is whether it changed
+    since a container started, and an mtime can be set to anything (kubelet itself
+    reacts to the content)."""
+    st = node_stat(nodes, node, path)
+    return st.ctime if st is not None else None
 
 
 def _observe(nodes: LabNodes, cp: str, before: str | None) -> ApiserverRun:
@@ -88,13 +84,13 @@ def watch_apiserver(
     """Wait until kubelet has run the current manifest: a container created after the
     file's last change (and after `newer_than`, when the lab restarted it for a new
     policy) that is up and ready (/readyz), or that exited."""
-    mtime = max((t for t in (_manifest_mtime(nodes, cp), newer_than) if t is not None),
-                default=None)  # fmt: skip
+    changed = max((t for t in (_changed(nodes, cp, MANIFEST), newer_than) if t is not None),
+                  default=None)  # fmt: skip
     deadline = clock().timestamp() + timeout
     while True:
         run = _observe(nodes, cp, before)
         c = run.container
-        fresh = c is not None and (mtime is None or c.created_at >= int(mtime * 1e9))
+        fresh = c is not None and (changed is None or c.created_at >= int(changed * 1e9))
         if run.running and fresh and kube.readyz():
             return ApiserverSeen(True, container_id=c.id if c else None)
         if not run.running and fresh:
@@ -125,12 +121,12 @@ def restart_for_new_policy(
     """kube-apiserver reads its audit policy only when it starts: a policy file changed
     since the running container started would not be in force. As on the exam (and as
     the sim does at every check), restart it: crictl stop, and kubelet starts the static
-    pod's container again. Returns the policy's mtime when it did, else None."""
+    pod's container again. Returns the policy's change time when it did, else None."""
     from lab.kind.crictl import newest, parse_ps_json
 
     policy = state.flags.get("audit-policy-file")
     host = container_to_node(mounts, posixpath.normpath(policy)) if policy else None
-    changed = _mtime(nodes, cp, host) if host else None
+    changed = _changed(nodes, cp, host) if host else None
     ps = nodes.exec(cp, PS_ARGV)
     running = newest(parse_ps_json(ps.stdout), "kube-apiserver") if ps.code == 0 else None
     if changed is None or running is None or not running.running:

@@ -80,39 +80,34 @@ class NodeUpgrade:
     notes: list[str] = field(default_factory=list)  # for the restarted Falco
 
 
-def _mode(nodes: LabNodes, node: str, path: str) -> int:
-    r = nodes.exec(node, ["stat", "-c", "%a", "--", path], timeout=30)
-    try:
-        return int(r.stdout.strip(), 8) & 0o7777 if r.code == 0 else 0o644
-    except ValueError:
-        return 0o644
-
-
 def read_kept(nodes: LabNodes, node: str, path: str) -> Kept:
     """The learner's file as it is now (a symbolic link: its target, and the content
     it leads to)."""
+    from lab.backends.kind.steps import node_stat
     from lab.kind.nodes import NodeFileError
 
-    kind = nodes.exec(node, ["stat", "-c", "%F", "--", path], timeout=30)
-    if kind.code != 0:
+    st = node_stat(nodes, node, path, follow=False)
+    if st is None:
         return Kept(node, path, None)
     link = None
-    if kind.stdout.strip() == "symbolic link":
+    if st.kind == "symlink":
         target = nodes.exec(node, ["readlink", "--", path], timeout=30)
         if target.code != 0 or not target.stdout.strip():
             raise LabError(f"cannot read the symbolic link {path} on node {node} before the "
                            "package upgrade")  # fmt: skip
         link = target.stdout.rstrip("\n")
     try:
-        data: bytes | None = nodes.read_file(node, path, LIMIT)
+        data: bytes | None = nodes.read_node_bytes(node, path, LIMIT)
     except NodeFileError as e:
+        if e.reason == "too-large":
+            raise LabError(
+                f"{path} on node {node} is larger than 1 MiB: the lab does not upgrade it"
+            ) from e
         if e.reason != "missing" or link is None:  # a dangling link: its content is none
             raise LabError(f"cannot read {path} on node {node} before the package upgrade: "
                            f"{e}") from e  # fmt: skip
         data = None
-    if data is not None and len(data) > LIMIT:
-        raise LabError(f"{path} on node {node} is larger than 1 MiB: the lab does not upgrade it")
-    return Kept(node, path, data, 0o777 if link else _mode(nodes, node, path), link)
+    return Kept(node, path, data, 0o777 if link else st.mode, link)
 
 
 def put_back(nodes: LabNodes, kept: Kept) -> None:

@@ -19,7 +19,7 @@ class KindNodeFiles:
 
     def read(self, node: str, path: str) -> FileFact:
         try:
-            raw = self.nodes.read_file(node, path, MAX_ANSWER_BYTES)
+            raw = self.nodes.read_node_bytes(node, path, MAX_ANSWER_BYTES)
         except NodeFileError as e:
             if e.reason == "missing":
                 return FileFact(exists=False)
@@ -27,7 +27,7 @@ class KindNodeFiles:
                 return FileFact(exists=True, error=f"it is a {e.kind}, not a file")
             if e.reason == "too-large":
                 return FileFact(exists=True, error=f"it is larger than {MAX_ANSWER_BYTES} bytes")
-            if e.reason in ("bad-path", "unreachable"):
+            if e.reason == "bad-path":
                 return FileFact(exists=False, error=e.message)
             return FileFact(exists=True, error=e.message)
         try:

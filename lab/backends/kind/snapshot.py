@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from lab.backends.kind.audit import MANIFEST
 from lab.backends.kind.reset import PRISTINE_MANIFEST, PROFILE_DIR, LabState
-from lab.backends.kind.steps import list_files, read_text
+from lab.backends.kind.steps import list_files, node_stat, read_text
 from lab.errors import LabError
 from lab.fsutil import atomic_write_bytes, open_dir_nofollow, read_bytes_nofollow
 from lab.work import Progress, ProgressEvent, no_progress
@@ -122,11 +122,7 @@ def lab_folders(cluster_dir: Path) -> list[LabFolder]:
 
 def _folder_files(nodes: LabNodes, node: str, folder: str) -> list[str]:
     """The regular files under a node folder, at any depth (symlinks are not followed)."""
-    r = nodes.exec(node, ["find", folder, "-type", "f"])
-    if r.code != 0:
-        return []
-    top = folder.rstrip("/") + "/"
-    return sorted(p for p in r.stdout.splitlines() if p.startswith(top) and not _bad_path(p))
+    return [p for p in list_files(nodes, node, folder, depth=None) if not _bad_path(p)]
 
 
 # --- saving ----------------------------------------------------------------------------------
@@ -137,31 +133,20 @@ def _read(nodes: LabNodes, node: str, path: str) -> tuple[bytes | None, str | No
     from lab.kind.nodes import NodeFileError
 
     try:
-        data = nodes.read_file(node, path, MAX_FILE)
+        return nodes.read_node_bytes(node, path, MAX_FILE), None
     except NodeFileError as err:
         if err.reason == "missing":
             return None, None
         if err.reason == "too-large":
             return None, "larger than 1 MiB: not saved"
-        if err.reason != "unreachable":
-            return None, f"not saved: {err.message}"
-        # a tmpfs docker's file copy cannot see: read by a command, as text
-        r = nodes.exec(node, ["head", "-c", str(MAX_FILE + 1), "--", path])
-        if r.code != 0:
-            return None, None
-        data = r.stdout.encode()
-    if len(data) > MAX_FILE:
-        return None, "larger than 1 MiB: not saved"
-    return data, None
+        return None, f"not saved: {err.message}"
 
 
 def _mode(nodes: LabNodes, node: str, path: str, default: int) -> int:
-    r = nodes.exec(node, ["stat", "-L", "-c", "%a", "--", path])
-    try:
-        mode = int(r.stdout.strip(), 8) if r.code == 0 else default
-    except ValueError:
-        return default
-    return mode & 0o777
+    """The file's permissions; not setuid, setgid or sticky, which a restore never sets
+    (a snapshot's index is the learner's to edit)."""
+    st = node_stat(nodes, node, path)
+    return st.mode & 0o777 if st is not None else default
 
 
 def _loaded(nodes: LabNodes, node: str, path: str, kernel: set[str]) -> bool:

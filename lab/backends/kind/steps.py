@@ -9,8 +9,8 @@ only: the backend never touches a node the scenario does not have.
 
 from __future__ import annotations
 
-import posixpath
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,40 +47,72 @@ def scenario_node_names(sc: Scenario, cluster: str) -> dict[str, str]:
     return dict(node_container_names(cluster, [(n.name, n.role) for n in sc.cluster.nodes]))
 
 
+@dataclass(frozen=True)
+class NodeStat:
+    """What is at a node path, as `stat -c STAT_FORMAT` says."""
+
+    kind: str  # "file" | "dir" | "symlink" (not followed) | "other"
+    mode: int  # permission bits with setuid, setgid and sticky (& 0o7777)
+    ctime: float  # last change, s since the epoch (ns as the kernel keeps it)
+    size: int
+
+    @staticmethod
+    def parse(text: str) -> NodeStat | None:
+        """`%f %s %.9Z`: the raw mode in hex (type and permissions), the size, the change
+        time. The change time, not the modification time: every write sets it from the
+        kernel's clock and no tool can set it (`cp -p`, `touch -d` and docker's file copy,
+        the lab's put_file, give a file whatever mtime they like)."""
+        parts = text.split()
+        try:
+            raw, size, ctime = int(parts[0], 16), int(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            return None
+        kind = _KINDS.get(stat.S_IFMT(raw), "other")
+        return NodeStat(kind, stat.S_IMODE(raw), ctime, size)
+
+
+STAT_FORMAT = "%f %s %.9Z"
+_KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}
+
+
+def node_stat(nodes: LabNodes, node: str, path: str, *, follow: bool = True) -> NodeStat | None:
+    """What is at a node path (a symbolic link followed unless ``follow`` is false);
+    None when there is nothing (a dangling link, when followed) or it cannot be stat'ed."""
+    r = nodes.exec(node, ["stat", *(["-L"] if follow else []), "-c", STAT_FORMAT, "--", path],
+                   timeout=30)  # fmt: skip
+    return NodeStat.parse(r.stdout) if r.code == 0 else None
+
+
 def path_kind(nodes: LabNodes, node: str, path: str) -> str | None:
     """What is at a node path, symlinks followed: "file", "dir", "other"; None: nothing."""
-    r = nodes.exec(node, ["stat", "-L", "-c", "%F", "--", path])
-    if r.code != 0:
-        return None
-    kind = r.stdout.strip()
-    if kind.startswith("regular"):  # "regular file", "regular empty file"
-        return "file"
-    return "dir" if kind == "directory" else "other"
+    st = node_stat(nodes, node, path)
+    return st.kind if st is not None else None
 
 
-def list_files(nodes: LabNodes, node: str, folder: str) -> list[str]:
-    """The regular files directly in a node folder (full paths, sorted); [] if none."""
-    r = nodes.exec(node, ["find", folder, "-maxdepth", "1", "-type", "f"])
+def list_files(nodes: LabNodes, node: str, folder: str, depth: int | None = 1) -> list[str]:
+    """The regular files in a node folder (full paths, sorted), directly in it or down to
+    ``depth`` folders deep (None: any depth); symlinks are not followed. [] if none."""
+    limit = ["-maxdepth", str(depth)] if depth is not None else []
+    r = nodes.exec(node, ["find", folder, *limit, "-type", "f"])
     if r.code != 0:
         return []
+    top = folder.rstrip("/") + "/"
     return sorted(
-        line for line in r.stdout.splitlines() if posixpath.dirname(line) == folder.rstrip("/")
+        p
+        for p in r.stdout.splitlines()
+        if p.startswith(top) and (depth is None or p[len(top) :].count("/") < depth)
     )
 
 
 def read_text(nodes: LabNodes, node: str, path: str, limit: int = 1 << 20) -> str | None:
-    """A node file as text; None when it is missing or cannot be read."""
+    """A node file as text (also on the mounts docker cannot copy from); None when it is
+    missing, larger than ``limit`` or cannot be read."""
     from lab.kind.nodes import NodeFileError
 
     try:
-        return nodes.read_file(node, path, limit).decode("utf-8", errors="replace")
-    except NodeFileError as err:
-        if err.reason != "unreachable":
-            return None
-    # /sys, /proc and kind's tmpfs mounts are out of docker's file copy: the
-    # kernel's files (the AppArmor profiles list) are read by a command instead.
-    r = nodes.exec(node, ["head", "-c", str(limit), "--", path])
-    return r.stdout if r.code == 0 else None
+        return nodes.read_node_bytes(node, path, limit).decode("utf-8", errors="replace")
+    except NodeFileError:
+        return None
 
 
 # --- pods ----------------------------------------------------------------------------
