@@ -57,7 +57,8 @@ class FakeNodes:
 
     files: dict[str, dict[str, bytes]]  # node -> path -> content
     dirs: dict[str, set[str]] = field(default_factory=dict)  # empty folders that exist
-    ctime: float = 1764237600.25  # every file's change time (stat's %Z)
+    ctime: float = 1764237600.25  # every file's change time (stat's %Z)...
+    ctimes: dict[str, float] = field(default_factory=dict)  # ... but these paths'
     crictl_ps: str = '{"containers": []}'
     crictl_logs: dict[str, str] = field(default_factory=dict)  # container id -> its log
     # container id -> `crictl inspect -o json` of it; others: the runtime's "not found"
@@ -140,7 +141,8 @@ class FakeNodes:
                 return ExecResult(
                     1, "", f"stat: cannot statx '{path}': No such file or directory\n"
                 )
-            return ExecResult(0, f"{raw:x} {size} {self.ctime:.9f}\n", "")
+            ctime = self.ctimes.get(path, self.ctime)
+            return ExecResult(0, f"{raw:x} {size} {ctime:.9f}\n", "")
         if cmd == "find":
             folder = argv[1].rstrip("/")
             if not self._is_dir(node, folder):

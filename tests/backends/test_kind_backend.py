@@ -701,3 +701,33 @@ def test_a_policy_changed_since_the_apiserver_started_restarts_it(
         assert any("your audit policy changed" in m for m in said)
     else:
         assert stops == [] and not any("policy changed" in m for m in said)
+
+
+@pytest.mark.parametrize("same_spec", [True, False])
+def test_a_manifest_saved_unchanged_is_not_waited_out(tmp_path: Path, same_spec: bool) -> None:
+    # kubelet restarts a static pod only when its spec changes: after a save with no
+    # change (a newer ctime, the same content) the running container already runs it
+    from lab.backends.kind.audit import manifest_spec
+    from lab.backends.kind.backend import APISERVER_RECORD
+    from lab.fsutil import atomic_write_json
+
+    sc = scenario("audit-enable-logging")
+    nodes = audit_nodes("solution/kube-apiserver.yaml")
+    nodes.ctimes[MANIFEST] = 1764237605 + 60  # saved after the newest container started
+    b = backend(tmp_path, nodes, FakeKube())
+    b.settle_timeout = 60
+    slept: list[float] = []
+    b.sleep = slept.append  # type: ignore[method-assign]
+    newest = "b27c4e9d0a1f3b5c7d9e1f2a4b6c8d0e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c"
+    spec = manifest_spec(nodes, "controlplane")
+    assert spec is not None
+    recorded = spec if same_spec else "0" * 64
+    atomic_write_json(b.cluster.dir / APISERVER_RECORD, {"container": newest, "spec": recorded})
+    said: list[str] = []
+    clock_calls = iter(range(10_000))
+    b.clock = lambda: datetime.fromtimestamp(  # type: ignore[method-assign]
+        1764237700 + next(clock_calls), UTC
+    )
+    b.run_attack(sc, workspace(tmp_path, sc), said.append)
+    waited = any("waiting for kube-apiserver" in m for m in said)
+    assert waited is not same_spec  # another spec: kubelet is yet to start it, so wait

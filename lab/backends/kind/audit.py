@@ -9,6 +9,8 @@ it names and where the log lands, from a temporary copy laid out as a node root.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 import tempfile
 from collections.abc import Callable
@@ -18,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from lab.backends.auditlog import collect
 from lab.backends.kind.steps import Clock, list_files, node_stat, path_kind, read_text
+from lab.errors import LabError
 from lab.evidence import ApiserverStatus, AuditEvidence, MountInfo
+from lab.fsutil import atomic_write_json
 
 if TYPE_CHECKING:
     from lab.engines.audit.manifest import ApiserverState
@@ -80,18 +84,28 @@ def watch_apiserver(
     timeout: float,
     progress: Callable[[str], None],
     newer_than: float | None = None,
+    record: Path | None = None,
 ) -> ApiserverSeen:
     """Wait until kubelet has run the current manifest: a container created after the
     file's last change (and after `newer_than`, when the lab restarted it for a new
-    policy) that is up and ready (/readyz), or that exited."""
+    policy) that is up and ready (/readyz), or that exited.
+
+    kubelet restarts a static pod only when its spec changes: a manifest saved with
+    no change in it keeps the running container. `record` (a file in the cluster's
+    folder) remembers which container ran which spec, so that case is not waited out.
+    """
     changed = max((t for t in (_changed(nodes, cp, MANIFEST), newer_than) if t is not None),
                   default=None)  # fmt: skip
+    spec = manifest_spec(nodes, cp)
+    known = _ran_spec(record, spec) if newer_than is None else None
     deadline = clock().timestamp() + timeout
     while True:
         run = _observe(nodes, cp, before)
         c = run.container
         fresh = c is not None and (changed is None or c.created_at >= int(changed * 1e9))
+        fresh = fresh or (c is not None and c.id == known)  # that spec runs in it already
         if run.running and fresh and kube.readyz():
+            _remember(record, c.id if c else None, spec)
             return ApiserverSeen(True, container_id=c.id if c else None)
         if not run.running and fresh:
             break  # it tried the current manifest and exited
@@ -135,6 +149,41 @@ def restart_for_new_policy(
         return None
     nodes.exec(cp, ["crictl", "stop", running.id])
     return changed
+
+
+def manifest_spec(nodes: LabNodes, cp: str) -> str | None:
+    """A digest of the manifest's content as kubelet compares it (parsed, so comments,
+    key order and spacing do not count); None when it cannot be read."""
+    from lab.yamlsafe import parse_all
+
+    raw = read_text(nodes, cp, MANIFEST, COPY_LIMIT)
+    if raw is None:
+        return None
+    try:
+        docs: Any = [d.data for d in parse_all(raw, MANIFEST)]
+    except LabError:
+        docs = raw  # not YAML kubelet could read: any change of it counts
+    text = json.dumps(docs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _ran_spec(record: Path | None, spec: str | None) -> str | None:
+    """The container recorded as running this very spec, if any."""
+    if record is None or spec is None:
+        return None
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("spec") == spec:
+        container = data.get("container")
+        return container if isinstance(container, str) else None
+    return None
+
+
+def _remember(record: Path | None, container: str | None, spec: str | None) -> None:
+    if record is not None and container and spec:
+        atomic_write_json(record, {"container": container, "spec": spec})
 
 
 # --- what the manifest asks for ---------------------------------------------------------

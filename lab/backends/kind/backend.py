@@ -366,7 +366,8 @@ class KindBackend:
 
         return _watch_apiserver(nodes, kube, cp, before=None, clock=self.clock, sleep=self.sleep,
                                 timeout=self.settle_timeout, progress=tell,
-                                newer_than=newer_than)  # fmt: skip
+                                newer_than=newer_than,
+                                record=self.cluster.dir / APISERVER_RECORD)  # fmt: skip
 
     # --- the attack ----------------------------------------------------------------------------
 
@@ -551,6 +552,9 @@ class KindBackend:
 
 # a container the runtime could not create: kubelet retries it only after a back-off
 STUCK_REASONS = ("CreateContainerError", "CreateContainerConfigError", "RunContainerError")
+
+
+APISERVER_RECORD = "apiserver-spec.json"  # which container ran which manifest spec
 
 
 def _ws_key(ws: Workspace) -> str:
