@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lab.backends.apiserver_facts import mount_info, on_node, policy_warnings
 from lab.backends.auditlog import collect
 from lab.backends.kind.steps import Clock, list_files, node_stat, path_kind, read_text
 from lab.errors import LabError
-from lab.evidence import ApiserverStatus, AuditEvidence, MountInfo
+from lab.evidence import ApiserverStatus, AuditEvidence
 from lab.fsutil import atomic_write_json
 
 if TYPE_CHECKING:
@@ -129,9 +130,7 @@ def watch_apiserver(
     return seen
 
 
-def restart_for_new_policy(
-    nodes: LabNodes, cp: str, state: ApiserverState, mounts: list[MountInfo]
-) -> float | None:
+def restart_for_new_policy(nodes: LabNodes, cp: str, state: ApiserverState) -> float | None:
     """kube-apiserver reads its audit policy only when it starts: a policy file changed
     since the running container started would not be in force. As on the exam (and as
     the sim does at every check), restart it: crictl stop, and kubelet starts the static
@@ -139,7 +138,7 @@ def restart_for_new_policy(
     from lab.kind.crictl import newest, parse_ps_json
 
     policy = state.flags.get("audit-policy-file")
-    host = container_to_node(mounts, posixpath.normpath(policy)) if policy else None
+    host = on_node(state, policy) if policy else None
     changed = _changed(nodes, cp, host) if host else None
     ps = nodes.exec(cp, PS_ARGV)
     running = newest(parse_ps_json(ps.stdout), "kube-apiserver") if ps.code == 0 else None
@@ -198,32 +197,7 @@ def _write(root: Path, node_path: str, data: bytes | None) -> None:
     target.write_bytes(data)
 
 
-def container_to_node(mounts: list[MountInfo], path: str) -> str | None:
-    """The node path behind a container path: the deepest hostPath mount covering it."""
-    best: MountInfo | None = None
-    for m in mounts:
-        mp = m.mount_path.rstrip("/") or "/"
-        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and (
-            best is None or len(mp) > len(best.mount_path.rstrip("/"))
-        ):
-            best = m
-    if best is None or best.host_path is None:
-        return None
-    rest = path[len(best.mount_path.rstrip("/")) :]
-    return posixpath.normpath(best.host_path.rstrip("/") + rest) if rest else best.host_path
-
-
-def _mount_info(state: ApiserverState) -> list[MountInfo]:
-    out = []
-    for m in state.mounts:
-        host = m.host_path
-        if host is not None and m.sub_path:
-            host = posixpath.join(host, m.sub_path)
-        out.append(MountInfo(m.name, m.mount_path, host, m.read_only))
-    return out
-
-
-def read_manifest(nodes: LabNodes, cp: str) -> tuple[ApiserverState, list[MountInfo]]:
+def read_manifest(nodes: LabNodes, cp: str) -> ApiserverState:
     """The audit engine's reading of the node's static pod manifests: a copy of the
     manifests folder, the hostPath volumes as folders or files, and the policy file."""
     from lab.engines.audit.manifest import analyse_apiserver
@@ -236,8 +210,7 @@ def read_manifest(nodes: LabNodes, cp: str) -> tuple[ApiserverState, list[MountI
             if text is not None:
                 _write(root, path, text.encode())
         first = analyse_apiserver(root)
-        mounts = _mount_info(first)
-        for m in mounts:
+        for m in map(mount_info, first.mounts):
             if m.host_path is None or (root / m.host_path.lstrip("/")).exists():
                 continue
             kind = path_kind(nodes, cp, m.host_path)
@@ -246,12 +219,11 @@ def read_manifest(nodes: LabNodes, cp: str) -> tuple[ApiserverState, list[MountI
             elif kind == "file":
                 _write(root, m.host_path, b"")  # its content is read below if it matters
         policy = first.flags.get("audit-policy-file")
-        host = container_to_node(mounts, posixpath.normpath(policy)) if policy else None
+        host = on_node(first, policy) if policy else None
         if host is not None and path_kind(nodes, cp, host) == "file":
             text = read_text(nodes, cp, host, COPY_LIMIT)
             _write(root, host, (text or "").encode())
-        state = analyse_apiserver(root)
-        return state, _mount_info(state)
+        return analyse_apiserver(root)
 
 
 # --- the log ----------------------------------------------------------------------------
@@ -287,21 +259,11 @@ def read_events(
 # --- evidence -----------------------------------------------------------------------------
 
 
-def _policy_warnings(state: ApiserverState) -> list[str]:
-    if state.policy is None:
-        return []
-    return [
-        f"kube-apiserver ignores a field of your audit policy: {w} "
-        '(it logs "Audit policy contains errors, falling back to lenient decoding")'
-        for w in state.policy.warnings
-    ]
-
-
 def audit_evidence(
-    nodes: LabNodes, cp: str, seen: ApiserverSeen, state: ApiserverState, mounts: list[MountInfo]
+    nodes: LabNodes, cp: str, seen: ApiserverSeen, state: ApiserverState
 ) -> AuditEvidence:
     """The apiserver as crictl saw it, with the manifest's flags, mounts, policy and log."""
-    notes = [n for n in state.notes if "not simulated" not in n] + _policy_warnings(state)
+    notes = [n for n in state.notes if "not simulated" not in n] + policy_warnings(state)
     error = seen.error
     if not seen.running and state.error and not seen.lines:
         # no log of its own to show: what kubelet or the apiserver makes of the manifest
@@ -310,7 +272,7 @@ def audit_evidence(
         running=seen.running,
         error=None if seen.running else error,
         flags={f"--{k}": v for k, v in state.flags.items()},
-        mounts=mounts,
+        mounts=[mount_info(m) for m in state.mounts],
         notes=notes,
     )
     ev = AuditEvidence(apiserver=status)
@@ -320,15 +282,15 @@ def audit_evidence(
     policy = flags.get("audit-policy-file") or None
     if policy:
         ev.policy_file = posixpath.normpath(policy)
-        host = container_to_node(mounts, ev.policy_file)
+        host = on_node(state, ev.policy_file)
         ev.policy_text = read_text(nodes, cp, host, COPY_LIMIT) if host else None
     log = flags.get("audit-log-path") or None
     ev.log_format = flags.get("audit-log-format", "json")
     if log:
         ev.log_path = log if log == "-" else posixpath.normpath(log)
         if log != "-":
-            on_node = state.log.node_path if state.log and state.log.node_path else None
-            ev.log_on_node = on_node or container_to_node(mounts, ev.log_path)
+            log_node = state.log.node_path if state.log and state.log.node_path else None
+            ev.log_on_node = log_node or on_node(state, ev.log_path)
     return ev
 
 

@@ -393,12 +393,12 @@ class KindBackend:
         if model.needs_apparmor:
             docs, refused = self._apply_pod_manifests(sc, nodes, kube, progress)
         audit = needs_audit(model)
-        seen = state = mounts = None
+        seen = state = None
         if audit:
             progress(ProgressEvent("checking kube-apiserver on the control plane",
                                    phase="manifests"))  # fmt: skip
-            state, mounts = read_manifest(nodes, cp)
-            restarted = restart_for_new_policy(nodes, cp, state, mounts)
+            state = read_manifest(nodes, cp)
+            restarted = restart_for_new_policy(nodes, cp, state)
             if restarted is not None:
                 progress(ProgressEvent("your audit policy changed: restarting kube-apiserver "
                                        "so it loads it", phase="manifests"))  # fmt: skip
@@ -461,8 +461,8 @@ class KindBackend:
                     )
 
             progress(ProgressEvent("reading the evidence", phase="evidence"))
-            if audit and seen is not None and state is not None and mounts is not None:
-                evidence.audit = audit_evidence(nodes, cp, seen, state, mounts)
+            if audit and seen is not None and state is not None:
+                evidence.audit = audit_evidence(nodes, cp, seen, state)
                 if self.audit_grace:
                     self.sleep(self.audit_grace)
                 add_events(nodes, cp, evidence.audit, run_id)

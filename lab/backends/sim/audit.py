@@ -3,28 +3,28 @@ plane would log them, then read the log back from the node like any backend."""
 
 from __future__ import annotations
 
-import posixpath
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from lab.backends.apiserver_facts import mount_info, policy_warnings
 from lab.backends.auditlog import collect, user_agent
 from lab.engines.audit.checker import compile_policy
 from lab.engines.audit.events import AuditLogError, append_events, build_events, format_line
 from lab.engines.audit.manifest import (
     ApiserverState,
-    Mount,
     analyse_apiserver,
     apply_host_changes,
 )
 from lab.engines.audit.policy import MAX_POLICY_BYTES
-from lab.evidence import ApiserverStatus, AuditEvidence, MountInfo
+from lab.evidence import ApiserverStatus, AuditEvidence
 from lab.fsutil import atomic_write_bytes
 from lab.nodefs import NotRegularFile, read_regular
 from lab.scenarios.requests import ApiCall
 
 # The address a kind node sees for requests from the host (docker's bridge gateway).
 SOURCE_IP = "172.18.0.1"
+
 
 def _status(state: ApiserverState) -> ApiserverStatus:
     error = None
@@ -35,29 +35,9 @@ def _status(state: ApiserverState) -> ApiserverStatus:
         running=state.running,
         error=error,
         flags={f"--{k}": v for k, v in state.flags.items()},
-        mounts=[_mount(m) for m in state.mounts],
-        notes=list(state.notes) + _policy_warnings(state),
+        mounts=[mount_info(m) for m in state.mounts],
+        notes=list(state.notes) + policy_warnings(state),
     )
-
-
-def _mount(m: Mount) -> MountInfo:
-    # With subPath, the container path shows that entry of the volume, not its root.
-    host = m.host_path
-    if host is not None and m.sub_path:
-        host = posixpath.join(host, m.sub_path)
-    return MountInfo(m.name, m.mount_path, host, m.read_only)
-
-
-def _policy_warnings(state: ApiserverState) -> list[str]:
-    # kube-apiserver only logs these and decodes leniently: a misspelt field is
-    # dropped, so the rule matches more than the learner meant.
-    if state.policy is None:
-        return []
-    return [
-        f"kube-apiserver ignores a field of your audit policy: {w} "
-        "(it logs \"Audit policy contains errors, falling back to lenient decoding\")"
-        for w in state.policy.warnings
-    ]
 
 
 def _policy_text(state: ApiserverState) -> str | None:

@@ -159,6 +159,27 @@ class NodeView(_PathTree):
         return read_regular(self.real(path), limit, follow_symlinks=False)
 
 
+def locate(
+    mounts: list[Mount], path: str, *, deepest_first: bool = False
+) -> tuple[Mount | None, str | None]:
+    """The mount covering container path ``path`` (the deepest shadows the others) and
+    the node path behind it; (mount, None) for a volume that is not a hostPath."""
+    path = normalize_node_path(path)
+    if not deepest_first:
+        mounts = sorted(mounts, key=lambda m: len(normalize_node_path(m.mount_path)), reverse=True)
+    for m in mounts:
+        mp = normalize_node_path(m.mount_path)
+        if path == mp or path.startswith(mp.rstrip("/") + "/"):
+            if m.host_path is None:
+                return m, None
+            rel = path[len(mp) :].lstrip("/")
+            base = m.host_path
+            if m.sub_path:
+                base = posixpath.join(base, m.sub_path)
+            return m, normalize_node_path(posixpath.join(base, rel) if rel else base)
+    return None, None
+
+
 class ContainerFS(_PathTree):
     """The apiserver container's view: image rootfs plus the volume mounts."""
 
@@ -172,18 +193,7 @@ class ContainerFS(_PathTree):
 
     def locate(self, path: str) -> tuple[Mount | None, str | None]:
         """The mount covering ``path`` and the node path behind it (None: not on a hostPath)."""
-        path = normalize_node_path(path)
-        for m in self.mounts:
-            mp = normalize_node_path(m.mount_path)
-            if path == mp or path.startswith(mp.rstrip("/") + "/"):
-                if m.host_path is None:
-                    return m, None
-                rel = path[len(mp) :].lstrip("/")
-                base = m.host_path
-                if m.sub_path:
-                    base = posixpath.join(base, m.sub_path)
-                return m, normalize_node_path(posixpath.join(base, rel) if rel else base)
-        return None, None
+        return locate(self.mounts, path, deepest_first=True)
 
     def _kind_one(self, path: str) -> str:
         mount, host = self.locate(path)
