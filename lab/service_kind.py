@@ -21,13 +21,8 @@ if TYPE_CHECKING:
 
 def on_cluster(ws: Workspace) -> bool:
     """Whether the workspace's scenario is the one its kind cluster holds (sim: always)."""
-    from lab import service  # lazily: it imports this module
-
-    if ws.state().get("backend", "sim") != "kind":
-        return True
-    backend = service.workspace_backend(ws)
-    holds = getattr(backend, "holds", None)  # KindBackend.holds(ws): the cluster's record
-    return bool(holds(ws)) if holds else False
+    kind = kind_backend(ws)
+    return kind is None or kind.holds(ws)
 
 
 def scenario_backend(
